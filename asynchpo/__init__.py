@@ -1,0 +1,37 @@
+"""asynchpo: asynchronous hyperparameter optimization on dask, from a notebook."""
+
+from __future__ import annotations
+
+from asynchpo._report import Pruned, report
+from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
+from asynchpo.samplers import BaseSampler, GridSampler, RandomSampler, SobolSampler
+from asynchpo.space import Categorical, Float, Int, Space
+from asynchpo.storage import InMemoryStorage, SQLiteStorage
+from asynchpo.study import Study
+from asynchpo.trial import Failure, Report, Trial, TrialState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BaseSampler",
+    "Categorical",
+    "Failure",
+    "Float",
+    "GridSampler",
+    "InMemoryStorage",
+    "Int",
+    "LocalBackend",
+    "Pruned",
+    "RandomSampler",
+    "Report",
+    "SQLiteStorage",
+    "SimulatedBackend",
+    "SobolSampler",
+    "Space",
+    "Study",
+    "Trial",
+    "TrialState",
+    "__version__",
+    "report",
+]

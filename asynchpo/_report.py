@@ -1,0 +1,164 @@
+"""What runs around the objective, on the worker: the trial context, ``report``, ``Pruned``.
+
+:func:`run_trial` is the function every backend executes. It calls the objective, turns what
+it returns into metrics (or a failure) right there, so a huge or odd return value never
+travels back, and collects the intermediate reports it made.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import numbers
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asynchpo._checks import is_integer
+
+__all__ = ["Pruned", "interpret_result", "report", "run_trial"]
+
+_JSON_SCALARS = (str, bool, type(None))
+
+
+class Pruned(Exception):  # noqa: N818 - the name users raise and catch
+    """Raised inside an objective to stop its trial early; the trial is recorded as pruned."""
+
+
+@dataclass
+class TrialContext:
+    """The trial an objective call belongs to, and where its reports go."""
+
+    number: int
+    attempt: int
+    send: Callable[[dict[str, Any]], None] | None = None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+_current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
+    "asynchpo_trial", default=None
+)
+
+
+def current_trial() -> TrialContext | None:
+    """The trial whose objective is running in this context, if any."""
+    return _current.get()
+
+
+def _metric(name: str, value: Any) -> Any:
+    """A JSON-ready metric value, or ``TypeError`` naming the metric."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, numbers.Real) or hasattr(value, "__float__"):
+        x = float(value)
+        return x if math.isfinite(x) else None
+    raise TypeError(f"metric {name!r} has type {type(value).__name__}; give a number or a string")
+
+
+def report(step: int, **metrics: Any) -> None:
+    """Send an intermediate result of the running trial to the study, as it happens.
+
+    Call it from inside the objective (``step`` is the epoch or iteration, ``metrics`` the
+    numbers at that step). The report reaches the driver at once through dask's messaging and
+    is stored with the trial. Outside a trial (calling the objective by hand) it does nothing.
+
+    Example:
+        >>> import asynchpo as ah
+        >>> def objective(params):
+        ...     for epoch in range(3):
+        ...         ah.report(epoch, loss=1.0 / (epoch + 1))
+        ...     return 1.0 / 3
+        >>> objective({})
+        0.3333333333333333
+    """
+    ctx = _current.get()
+    if ctx is None:
+        return
+    if not is_integer(step):
+        raise TypeError(f"report: step must be an integer, got {step!r}")
+    if not metrics:
+        raise ValueError("report: give at least one metric, e.g. report(step, loss=0.3)")
+    msg = {
+        "number": ctx.number,
+        "step": int(step),
+        "metrics": {k: _metric(k, v) for k, v in metrics.items()},
+        "seq": len(ctx.reports),
+        "time": time.time(),
+    }
+    ctx.reports.append(msg)
+    if ctx.send is not None:
+        ctx.send(msg)
+
+
+def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Metrics from what an objective returned, or why it is not a valid result.
+
+    A number is the objective's value; a mapping holds metrics, ``objective`` among them. The
+    objective's value must be a finite number; other metrics may be numbers (non-finite ones
+    are stored as None), strings, bools or None.
+
+    Returns:
+        ``(values, None)`` for a valid result, ``(None, reason)`` otherwise.
+    """
+    if isinstance(result, Mapping):
+        if objective not in result:
+            return None, (f"the objective returned a dict without {objective!r} "
+                          f"(keys: {sorted(map(str, result))})")
+        raw, values = result[objective], {}
+        try:
+            for k, v in result.items():
+                if not isinstance(k, str):
+                    return None, f"metric names must be strings, got {k!r}"
+                values[k] = _metric(k, v)
+        except (TypeError, ValueError) as exc:
+            return None, str(exc)
+    else:
+        raw, values = result, {}
+    if isinstance(raw, (str, bytes, bool)) or raw is None or not (
+        isinstance(raw, numbers.Real) or hasattr(raw, "__float__")
+    ):
+        return None, (f"the objective returned {type(raw).__name__} for {objective!r}; "
+                      f"return a number or a dict of metrics")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        return None, f"the objective's value {raw!r} is not a number ({exc})"
+    if not math.isfinite(value):
+        return None, f"the objective returned {value} for {objective!r}"
+    values[objective] = value
+    return values, None
+
+
+def run_trial(
+    objective: Callable[[dict[str, Any]], Any],
+    params: dict[str, Any],
+    objective_name: str,
+    ctx: TrialContext,
+) -> dict[str, Any]:
+    """Run one attempt of a trial and describe how it ended, as a plain dict.
+
+    Returns:
+        ``{"status": "ok" | "invalid" | "error" | "pruned", "values", "error", "step",
+        "reports", "start", "end"}``; nothing the objective raises escapes.
+    """
+    token = _current.set(ctx)
+    start = time.time()
+    out: dict[str, Any] = {"values": None, "error": None, "step": None}
+    try:
+        result = objective(dict(params))
+    except Pruned:
+        out["status"] = "pruned"
+        out["step"] = ctx.reports[-1]["step"] if ctx.reports else None
+    except Exception as exc:  # the objective's failure is data, not the driver's crash
+        out["status"] = "error"
+        out["error"] = "".join(traceback.format_exception(exc)).rstrip()
+    else:
+        values, why = interpret_result(result, objective_name)
+        out["status"] = "ok" if values is not None else "invalid"
+        out["values"], out["error"] = values, why
+    finally:
+        _current.reset(token)
+    out.update(reports=ctx.reports, start=start, end=time.time())
+    return out

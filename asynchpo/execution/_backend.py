@@ -1,0 +1,107 @@
+"""The backend plug-in point: who runs trials (submit, wait, cancel), separate from who decides."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt of one trial, as handed to a backend."""
+
+    number: int
+    attempt: int
+    params: dict[str, Any]
+    objective: Callable[[dict[str, Any]], Any]
+    objective_name: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """An attempt began executing on ``worker``."""
+
+    number: int
+    attempt: int
+    worker: str | None
+
+
+@dataclass(frozen=True)
+class Reported:
+    """An intermediate report arrived while the trial runs."""
+
+    number: int
+    step: int
+    metrics: dict[str, Any]
+    seq: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt ended.
+
+    ``status`` is ``"ok"``, ``"invalid"``, ``"error"``, ``"pruned"`` (from the trial itself) or
+    ``"lost"`` (its worker died and the backend gave up on it).
+    """
+
+    number: int
+    attempt: int
+    status: str
+    values: dict[str, Any] | None = None
+    error: str | None = None
+    step: int | None = None
+    worker: str | None = None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+Message = Started | Reported | Finished
+
+
+class Backend(ABC):
+    """Runs trials and says what happened to them; it never decides what to run.
+
+    ``submit`` hands over a job, ``wait`` returns what happened since the last call (waiting
+    until something does, or until the clock reaches ``deadline``), and ``cancel`` drops a
+    job. ``now`` is the clock every event of a run is stamped with: real time, or the
+    virtual time of a simulation.
+    """
+
+    #: Loop to run the driver on (the dask client's), or None for a fresh one.
+    loop: Any = None
+
+    @abstractmethod
+    def submit(self, job: Job) -> None:
+        """Start (or queue) one attempt of a trial."""
+
+    @abstractmethod
+    async def wait(self, deadline: float | None) -> list[Message]:
+        """What happened since the last call; empty if ``deadline`` came first or on ``wake``."""
+
+    @abstractmethod
+    def cancel(self, number: int, hung: bool = False) -> None:
+        """Stop waiting for trial ``number`` and free its slot, as far as the backend can.
+
+        ``hung`` says the trial overran its timeout: a backend that can free the stuck worker
+        (by restarting it) should.
+        """
+
+    def now(self) -> float:
+        """The run's clock, in seconds."""
+        import time
+
+        return time.time()
+
+    async def default_concurrency(self) -> int:
+        """How many trials to keep in flight when the user does not say."""
+        return 1
+
+    def wake(self) -> None:  # noqa: B027 - optional: backends whose wait can block override it
+        """Make a pending ``wait`` return soon; safe to call from any thread."""
+
+    async def open(self, study_name: str) -> None:  # noqa: B027 - optional hook
+        """Called once before the first submit of a run."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Called once at the end of a run, after every trial is finished or cancelled."""

@@ -1,0 +1,172 @@
+"""Trials as dask futures on any ``distributed`` cluster.
+
+The driver runs on the client's own event loop: completions arrive through
+``distributed.as_completed``, and a trial's start and its intermediate reports travel from the
+worker through dask's event messaging (``Worker.log_event`` -> ``Client.subscribe_topic``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from distributed import Client, as_completed, get_worker
+from distributed.scheduler import KilledWorker
+
+from asynchpo._report import TrialContext, run_trial
+from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
+
+logger = logging.getLogger(__name__)
+
+
+def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
+    """Executed on a worker: announce the start, run the trial, stream its reports."""
+    worker = get_worker()
+
+    def send(msg: dict[str, Any]) -> None:
+        worker.log_event(topic, {"kind": "report", **msg})
+
+    worker.log_event(topic, {"kind": "started", "number": job.number, "attempt": job.attempt,
+                             "worker": worker.address})
+    out = run_trial(job.objective, job.params, job.objective_name,
+                    TrialContext(job.number, job.attempt, send))
+    out["worker"] = worker.address
+    return out
+
+
+class DaskBackend(Backend):
+    """Runs each attempt of a trial as ``client.submit(..., pure=False)``.
+
+    Futures get readable keys (``asynchpo-<study>-trial-<number>-<attempt>-<run>``), so the
+    dask dashboard groups them by study. A worker that dies mid-trial makes dask run the task
+    again elsewhere (up to its ``distributed.scheduler.allowed-failures``); the driver sees the
+    second start and counts it against its own ``max_retries``.
+
+    Args:
+        client: A connected ``distributed.Client`` (synchronous or asynchronous).
+        resources: Worker resources each trial needs, e.g. ``{"GPU": 1}``.
+        restart_hung_workers: When a trial overruns ``trial_timeout``, restart the worker that
+            runs it (through its nanny): Python cannot stop a running thread otherwise.
+    """
+
+    def __init__(self, client: Client, resources: Mapping[str, float] | None = None,
+                 restart_hung_workers: bool = True):
+        if not isinstance(client, Client):
+            raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+        self.client = client
+        self.resources = dict(resources) if resources else None
+        self.restart_hung_workers = restart_hung_workers
+        self.loop = client.loop.asyncio_loop
+        self._queue: asyncio.Queue[Message | None] | None = None
+        self._futures: dict[str, tuple[int, int]] = {}  # key -> (trial, attempt)
+        self._by_number: dict[int, Any] = {}
+        self._worker_of: dict[int, str] = {}
+        self._pump: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    async def default_concurrency(self) -> int:
+        nthreads = await self.client.nthreads(asynchronous=True)
+        return max(1, sum(nthreads.values()))
+
+    async def open(self, study_name: str) -> None:
+        self._queue = asyncio.Queue()
+        run = uuid.uuid4().hex[:8]
+        self._topic = f"asynchpo-{run}"
+        self._prefix = "asynchpo-" + (re.sub(r"[^A-Za-z0-9_]+", "_", study_name) or "study")
+        self._run = run
+        self._ac = as_completed(with_results=True, raise_errors=False, loop=self.client.loop)
+        self.client.subscribe_topic(self._topic, self._on_event)
+
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        _, msg = event
+        assert self._queue is not None
+        number = msg.get("number")
+        if number not in self._by_number:
+            return  # a late message from an attempt that is over
+        if msg.get("kind") == "started":
+            self._worker_of[number] = msg["worker"]
+            self._queue.put_nowait(Started(number, msg["attempt"], msg["worker"]))
+        elif msg.get("kind") == "report":
+            self._queue.put_nowait(Reported(number, msg["step"], msg["metrics"], msg["seq"]))
+
+    def submit(self, job: Job) -> None:
+        key = f"{self._prefix}-trial-{job.number}-{job.attempt}-{self._run}"
+        future = self.client.submit(_dask_trial, job, self._topic, key=key, pure=False,
+                                    resources=self.resources)
+        self._futures[future.key] = (job.number, job.attempt)
+        self._by_number[job.number] = future
+        self._ac.add(future)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        async for future, result in self._ac:
+            self._done(future, result)
+
+    def _done(self, future: Any, result: Any) -> None:
+        info = self._futures.pop(future.key, None)
+        if info is None:
+            return  # cancelled by us
+        number, attempt = info
+        self._by_number.pop(number, None)
+        worker = self._worker_of.pop(number, None)
+        assert self._queue is not None
+        if future.status == "finished":
+            out = result
+            msg = Finished(number, attempt, out["status"], out["values"], out["error"],
+                           out["step"], out.get("worker", worker), out["reports"])
+        elif future.status == "error":
+            exc = result[1] if isinstance(result, tuple) else result
+            status = "lost" if isinstance(exc, KilledWorker) else "error"
+            msg = Finished(number, attempt, status, error=f"{type(exc).__name__}: {exc}",
+                           worker=worker)
+        else:  # cancelled by the cluster (a restart, a closed client): the work was lost
+            msg = Finished(number, attempt, "lost", error=f"future {future.status}", worker=worker)
+        self._queue.put_nowait(msg)
+
+    async def wait(self, deadline: float | None) -> list[Message]:
+        assert self._queue is not None
+        timeout = None if deadline is None else max(0.0, deadline - self.now())
+        try:
+            first = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return []
+        out = [first]
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return [m for m in out if m is not None]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self, number: int, hung: bool = False) -> None:
+        future = self._by_number.pop(number, None)
+        worker = self._worker_of.pop(number, None)
+        if future is None:
+            return
+        self._futures.pop(future.key, None)
+        self._spawn(self.client.cancel([future], asynchronous=True, reason="asynchpo"))
+        if hung and worker is not None and self.restart_hung_workers:
+            logger.warning("restarting worker %s, which runs hung trial %d", worker, number)
+            restart = self.client.restart_workers  # synchronous only: run it off the loop
+            self._spawn(asyncio.get_running_loop().run_in_executor(
+                None, lambda: restart([worker], 60, False)))
+
+    def wake(self) -> None:
+        if self._queue is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    async def close(self) -> None:
+        for number in list(self._by_number):
+            self.cancel(number)
+        self.client.unsubscribe_topic(self._topic)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()

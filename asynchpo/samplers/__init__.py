@@ -1,0 +1,10 @@
+"""Samplers decide where to evaluate next, from the finished and the running trials."""
+
+from __future__ import annotations
+
+from asynchpo.samplers._base import BaseSampler, History
+from asynchpo.samplers._grid import GridSampler
+from asynchpo.samplers._random import RandomSampler
+from asynchpo.samplers._sobol import SobolSampler
+
+__all__ = ["BaseSampler", "GridSampler", "History", "RandomSampler", "SobolSampler"]

@@ -1,0 +1,66 @@
+"""The sampler plug-in point: unit-cube arrays in, unit-cube arrays out, no I/O."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from asynchpo.space import Space
+
+
+@dataclass(frozen=True)
+class History:
+    """What a sampler knows of the study, as unit-cube arrays.
+
+    Attributes:
+        space: The search space; coordinate ``j`` of every array is ``space.names[j]``.
+        X: Complete trials' points, `n x d`.
+        y: Their objective values oriented to be minimized (maximized objectives are
+            negated), `n`.
+        X_failed: Failed trials' points, `f x d`: no value, but not worth repeating.
+        n_asked: How many trials the study has asked so far, from every source.
+    """
+
+    space: Space
+    X: np.ndarray
+    y: np.ndarray
+    X_failed: np.ndarray
+    n_asked: int
+
+
+class BaseSampler(ABC):
+    """Decides where to evaluate next.
+
+    ``suggest`` is given the history and the trials still running (``pending``); a sampler
+    must take the pending points into account, or parallel workers will duplicate work.
+    ``observe`` is a hook called once per finished trial, for samplers that update a model
+    incrementally; it does nothing by default.
+
+    Example:
+        >>> import numpy as np
+        >>> from asynchpo import Float, Space
+        >>> from asynchpo.samplers import RandomSampler
+        >>> space = Space(x=Float(0, 1))
+        >>> h = History(space, np.empty((0, 1)), np.empty(0), np.empty((0, 1)), 0)
+        >>> RandomSampler(seed=0).suggest(h, np.empty((0, 1)), 2).shape
+        (2, 1)
+    """
+
+    @abstractmethod
+    def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """Up to ``n`` new points of the unit cube, shape `m x d` with ``m <= n``.
+
+        Args:
+            history: What has finished so far.
+            pending: Points of the trials still running, `p x d`.
+            n: How many points the caller wants now (one per free worker).
+
+        Returns:
+            The points. Fewer than ``n`` rows (even none) means the sampler has no more
+            points to give, as a grid does once it is exhausted.
+        """
+
+    def observe(self, x: np.ndarray, y: float | None) -> None:  # noqa: B027 - optional hook
+        """A trial at point ``x`` (shape `d`) finished with minimized value ``y`` (None: failed)."""
