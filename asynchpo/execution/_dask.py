@@ -41,8 +41,8 @@ def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
 class DaskBackend(Backend):
     """Runs each attempt of a trial as ``client.submit(..., pure=False)``.
 
-    Futures get readable keys (``asynchpo-<study>-trial-<number>-<attempt>-<run>``), so the
-    dask dashboard groups them by study. A worker that dies mid-trial makes dask run the task
+    Futures get readable keys (``asynchpo-<study>-trial-<number>-<attempt>-<run>``, the study
+    name reduced to its letters), so the dask dashboard groups them by study. A worker that dies mid-trial makes dask run the task
     again elsewhere (up to its ``distributed.scheduler.allowed-failures``); the driver sees the
     second start and counts it against its own ``max_retries``.
 
@@ -76,7 +76,9 @@ class DaskBackend(Backend):
         self._queue = asyncio.Queue()
         run = uuid.uuid4().hex[:8]
         self._topic = f"asynchpo-{run}"
-        self._prefix = "asynchpo-" + (re.sub(r"[^A-Za-z0-9_]+", "_", study_name) or "study")
+        # dask's dashboard names a task group by the key's leading alphabetic words
+        words = re.findall(r"[A-Za-z]+", study_name)
+        self._prefix = "-".join(["asynchpo", *(words or ["study"])])
         self._run = run
         self._ac = as_completed(with_results=True, raise_errors=False, loop=self.client.loop)
         self.client.subscribe_topic(self._topic, self._on_event)

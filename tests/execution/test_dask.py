@@ -1,0 +1,170 @@
+"""The dask backend on real clusters of worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import dask
+import pytest
+from dask.utils import key_split
+from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster, get_worker
+
+import asynchpo as ah
+from asynchpo.events import TrialCompleted, TrialReported, TrialRetried
+from asynchpo.trial import Failure
+
+pytestmark = pytest.mark.slow
+
+SPACE = ah.Space(x=ah.Float(-5.0, 5.0), k=ah.Int(0, 3))
+GRID = ah.GridSampler(values={"x": [0.0, 1.0]})  # 8 trials: k in 0..3, x in {0, 1}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+def sleepy(p):
+    time.sleep(0.2)
+    return {"loss": (p["x"] - 1) ** 2 + p["k"], "key": get_worker().get_current_task(),
+            "pid": os.getpid()}
+
+
+def test_trials_run_as_futures_with_readable_keys_on_every_worker(client):
+    study = ah.Study(SPACE, objective="loss", name="mlp_search", sampler=ah.RandomSampler(seed=0))
+    t0 = time.monotonic()
+    study.optimize(sleepy, n_trials=20, client=client, progress=False)
+    elapsed = time.monotonic() - t0
+    trials = study.trials
+    assert all(t.state is ah.TrialState.COMPLETE for t in trials)
+    for t in trials:
+        assert t.values["key"].startswith(f"asynchpo-mlp-search-trial-{t.number}-1-")
+        assert key_split(t.values["key"]) == "asynchpo-mlp-search-trial"
+    assert len({t.worker for t in trials}) == 2 and len({t.values["pid"] for t in trials}) == 2
+    # max_concurrent defaults to the cluster's 2 threads: 2 trials in flight, never more
+    for t in trials:
+        assert sum(1 for u in trials if u.started_at <= t.started_at < u.finished_at) <= 2
+    assert elapsed < 20 * 0.2 / 2 + 3
+
+
+def test_reports_reach_the_driver_while_the_trial_runs(client):
+    def objective(p):
+        ah.report(0, loss=10.0)
+        time.sleep(1.0)
+        ah.report(1, loss=5.0)
+        return 1.0
+
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=1))
+    study.optimize(objective, n_trials=2, client=client, progress=False)
+    events = study.storage.read(study.name)
+    for n in (0, 1):
+        first = next(e for e in events if isinstance(e, TrialReported) and e.number == n)
+        done = next(e for e in events if isinstance(e, TrialCompleted) and e.number == n)
+        assert first.step == 0 and done.time - first.time > 0.7  # it came live, not at the end
+        assert [r.step for r in study.trials[n].reports] == [0, 1]
+
+
+def test_failures_are_recorded_and_the_study_goes_on(client):
+    def objective(p):
+        if p["k"] == 1:
+            raise MemoryError("CUDA out of memory (pretend)")
+        if p["k"] == 2:
+            return float("inf")
+        return sleepy(p)
+
+    study = ah.Study(SPACE, objective="loss", sampler=GRID)
+    study.optimize(objective, n_trials=8, client=client, progress=False)
+    by_k = {t.params["k"]: t for t in study.trials}
+    assert by_k[1].failure is Failure.ERROR and "CUDA out of memory" in by_k[1].error
+    assert by_k[2].failure is Failure.INVALID and "returned inf" in by_k[2].error
+    assert by_k[0].state is by_k[3].state is ah.TrialState.COMPLETE
+
+
+def test_resources_pass_through_to_dask():
+    workers = {
+        "gpu": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
+        "cpu": {"cls": Nanny, "options": {"nthreads": 1}},
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    with SpecCluster(workers=workers, scheduler=scheduler) as cluster, Client(cluster) as c:
+        gpu_worker = next(addr for addr, w in c.scheduler_info()["workers"].items()
+                          if w.get("resources", {}).get("GPU"))
+        study = ah.Study(SPACE, objective="loss", sampler=ah.RandomSampler(seed=0))
+        study.optimize(sleepy, n_trials=6, client=c, max_concurrent=2, resources={"GPU": 1},
+                       progress=False)
+        assert {t.worker for t in study.trials} == {gpu_worker}
+        assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
+
+
+def _kill_own_worker_once(marker_dir):
+    def objective(p):
+        marker = os.path.join(marker_dir, f"k{p['k']}x{p['x']}")
+        if p["k"] == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(0.3)  # let the start message leave the worker
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.1)
+        return (p["x"] - 1) ** 2 + p["k"]
+    return objective
+
+
+@pytest.mark.parametrize("allowed_failures", [3, 0])
+def test_a_worker_killed_mid_trial_costs_one_retry(tmp_path, allowed_failures):
+    # allowed-failures=3: dask reruns the task elsewhere and the driver sees it start again;
+    # allowed-failures=0: dask gives up at once (KilledWorker) and the driver resubmits it.
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None) as cluster, Client(cluster) as c:
+        study = ah.Study(SPACE, sampler=GRID)
+        study.optimize(_kill_own_worker_once(str(tmp_path)), n_trials=8, client=c,
+                       progress=False)
+    assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
+    killed = [t for t in study.trials if t.params["k"] == 3]
+    assert [t.attempts for t in killed] == [2, 2]
+    retried = [e for e in study.storage.read(study.name) if isinstance(e, TrialRetried)]
+    assert sorted(e.number for e in retried) == sorted(t.number for t in killed)
+    assert all("lost" in e.reason for e in retried)
+
+
+def test_a_trial_that_always_kills_its_worker_fails_after_its_retries():
+    def objective(p):
+        if p["k"] == 3 and p["x"] == 1.0:
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (p["x"] - 1) ** 2 + p["k"]
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        study = ah.Study(SPACE, sampler=GRID)
+        study.optimize(objective, n_trials=8, client=c, max_retries=1, progress=False)
+    bad = next(t for t in study.trials if t.params == {"x": 1.0, "k": 3})
+    assert bad.failure is Failure.WORKER_LOST and "lost on all 2 attempts" in bad.error
+    others = [t for t in study.trials if t is not bad]
+    assert all(t.state is ah.TrialState.COMPLETE for t in others) and len(others) == 7
+
+
+def test_a_hung_trial_times_out_and_its_worker_is_restarted():
+    def objective(p):
+        if p["k"] == 3 and p["x"] == 0.0:
+            time.sleep(600)
+        time.sleep(0.05)
+        return (p["x"] - 1) ** 2 + p["k"]
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        pids_before = set(c.run(os.getpid).values())
+        study = ah.Study(SPACE, sampler=GRID)
+        t0 = time.monotonic()
+        study.optimize(objective, n_trials=8, client=c, trial_timeout=3.0, progress=False)
+        assert time.monotonic() - t0 < 60
+        hung = next(t for t in study.trials if t.params == {"x": 0.0, "k": 3})
+        assert hung.failure is Failure.TIMEOUT
+        assert all(t.state is ah.TrialState.COMPLETE for t in study.trials if t is not hung)
+        # the hung worker's process was replaced by its nanny; the other one is untouched
+        c.wait_for_workers(2, timeout=30)
+        pids_after = set(c.run(os.getpid).values())
+        assert len(pids_after) == 2 and len(pids_after & pids_before) == 1
