@@ -27,8 +27,9 @@ class TextProgress:
     ``interval`` seconds, and once more when closed.
     """
 
-    def __init__(self, study: Study, total: int | None, stream: IO[str] | None = None,
-                 interval: float = 0.2):
+    def __init__(
+        self, study: Study, total: int | None, stream: IO[str] | None = None, interval: float = 0.2
+    ):
         self.study, self.total = study, total
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval

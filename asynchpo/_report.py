@@ -104,8 +104,10 @@ def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None
     """
     if isinstance(result, Mapping):
         if objective not in result:
-            return None, (f"the objective returned a dict without {objective!r} "
-                          f"(keys: {sorted(map(str, result))})")
+            return None, (
+                f"the objective returned a dict without {objective!r} "
+                f"(keys: {sorted(map(str, result))})"
+            )
         raw, values = result[objective], {}
         try:
             for k, v in result.items():
@@ -116,11 +118,15 @@ def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None
             return None, str(exc)
     else:
         raw, values = result, {}
-    if isinstance(raw, (str, bytes, bool)) or raw is None or not (
-        isinstance(raw, numbers.Real) or hasattr(raw, "__float__")
+    if (
+        isinstance(raw, (str, bytes, bool))
+        or raw is None
+        or not (isinstance(raw, numbers.Real) or hasattr(raw, "__float__"))
     ):
-        return None, (f"the objective returned {type(raw).__name__} for {objective!r}; "
-                      f"return a number or a dict of metrics")
+        return None, (
+            f"the objective returned {type(raw).__name__} for {objective!r}; "
+            f"return a number or a dict of metrics"
+        )
     try:
         value = float(raw)
     except (TypeError, ValueError) as exc:

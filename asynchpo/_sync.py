@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -11,8 +12,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def block_on(make: Callable[[], Coroutine[Any, Any, T]], loop: asyncio.AbstractEventLoop | None,
-             on_interrupt: Callable[[], None], grace: float = 60.0) -> T:
+def block_on(
+    make: Callable[[], Coroutine[Any, Any, T]],
+    loop: asyncio.AbstractEventLoop | None,
+    on_interrupt: Callable[[], None],
+    grace: float = 60.0,
+) -> T:
     """Run the coroutine ``make()`` to its end and return its result, blocking this thread.
 
     It runs on ``loop`` (a dask client's, running in its own thread) or, when ``loop`` is None,
@@ -37,15 +42,15 @@ def block_on(make: Callable[[], Coroutine[Any, Any, T]], loop: asyncio.AbstractE
         except RuntimeError:
             running = None
         if running is loop:
-            raise RuntimeError("the client is asynchronous and this is its loop: "
-                               "use `await study.optimize_async(...)` instead")
+            raise RuntimeError(
+                "the client is asynchronous and this is its loop: "
+                "use `await study.optimize_async(...)` instead"
+            )
         future = asyncio.run_coroutine_threadsafe(make(), loop)
     try:
         return future.result()
     except KeyboardInterrupt:
         on_interrupt()
-        try:
+        with contextlib.suppress(BaseException):  # the interrupt is what the caller must see
             future.result(timeout=grace)
-        except BaseException:  # the interrupt is what the caller must see
-            pass
         raise

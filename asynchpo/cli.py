@@ -44,16 +44,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from asynchpo.samplers import RandomSampler
     from asynchpo.study import Study
 
-    study = Study(demo.space(), objective="error", direction="minimize",
-                  sampler=RandomSampler(seed=args.seed), storage=args.storage, name=args.name,
-                  load_if_exists=True)
+    study = Study(
+        demo.space(),
+        objective="error",
+        direction="minimize",
+        sampler=RandomSampler(seed=args.seed),
+        storage=args.storage,
+        name=args.name,
+        load_if_exists=True,
+    )
     print(f"study {study.name!r} in {args.storage}: {len(study.trials)} trials so far")
     print(f"starting a local dask cluster: {args.workers} worker processes ...", flush=True)
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         print(f"dask dashboard: {client.dashboard_link}")
-        study.optimize(demo.objective, n_trials=args.trials, client=client,
-                       max_concurrent=args.max_concurrent, progress=True)
+        study.optimize(
+            demo.objective,
+            n_trials=args.trials,
+            client=client,
+            max_concurrent=args.max_concurrent,
+            progress=True,
+        )
     best = study.best_trial
     print(f"best trial #{best.number}: error={best.value:.4f} with {json.dumps(best.params)}")
     print(f"see every trial: asynchpo show {args.storage} {study.name}")
@@ -71,9 +86,17 @@ def cmd_studies(args: argparse.Namespace) -> int:
         state = fold(storage.read(name))
         c = state.counts
         best = "" if state.best_number is None else _fmt(state.trial(state.best_number).value)
-        rows.append((name, str(state.n_trials), str(c[TrialState.COMPLETE]),
-                     str(c[TrialState.RUNNING]), str(c[TrialState.FAILED]),
-                     f"{state.objective} ({state.direction[:3]})", best))
+        rows.append(
+            (
+                name,
+                str(state.n_trials),
+                str(c[TrialState.COMPLETE]),
+                str(c[TrialState.RUNNING]),
+                str(c[TrialState.FAILED]),
+                f"{state.objective} ({state.direction[:3]})",
+                best,
+            )
+        )
     _table(rows)
     return 0
 
@@ -81,8 +104,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     storage = _open(args.file)
     if not storage.exists(args.name):
-        print(f"asynchpo: no study {args.name!r} in {args.file}; it has {storage.studies()}",
-              file=sys.stderr)
+        print(
+            f"asynchpo: no study {args.name!r} in {args.file}; it has {storage.studies()}",
+            file=sys.stderr,
+        )
         return 2
     state = fold(storage.read(args.name))
     trials: list[Trial] = state.trials([TrialState(s) for s in args.state] if args.state else None)
@@ -96,9 +121,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [("#", "state", state.objective, *names, "duration", "worker", "reason")]
     for t in trials:
         error = (t.error or "").strip().splitlines()
-        rows.append((str(t.number), t.state.value, _fmt(t.value),
-                     *(_fmt(t.params[n]) for n in names), _fmt(t.duration), t.worker or "",
-                     error[-1][:60] if error else ""))
+        rows.append(
+            (
+                str(t.number),
+                t.state.value,
+                _fmt(t.value),
+                *(_fmt(t.params[n]) for n in names),
+                _fmt(t.duration),
+                t.worker or "",
+                error[-1][:60] if error else "",
+            )
+        )
     _table(rows)
     return 0
 
@@ -106,45 +139,69 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    p = argparse.ArgumentParser(prog="asynchpo", description=_DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="asynchpo",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    d = sub.add_parser("demo", help="run a real study on a local dask cluster",
-                       description="Tune an SVM on scikit-learn's digits with a local dask "
-                                   "cluster; every trial is saved, and re-running goes on "
-                                   "with the same study.")
+    d = sub.add_parser(
+        "demo",
+        help="run a real study on a local dask cluster",
+        description="Tune an SVM on scikit-learn's digits with a local dask "
+        "cluster; every trial is saved, and re-running goes on "
+        "with the same study.",
+    )
     d.add_argument("--trials", type=int, default=60, help="new trials to run (default 60)")
     d.add_argument("--workers", type=int, default=2, help="dask worker processes (default 2)")
-    d.add_argument("--max-concurrent", type=int, default=None,
-                   help="trials in flight at once (default: one per worker thread)")
-    d.add_argument("--storage", default="asynchpo-demo.db",
-                   help="SQLite file (default asynchpo-demo.db)")
+    d.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="trials in flight at once (default: one per worker thread)",
+    )
+    d.add_argument(
+        "--storage", default="asynchpo-demo.db", help="SQLite file (default asynchpo-demo.db)"
+    )
     d.add_argument("--name", default="demo", help="study name (default demo)")
     d.add_argument("--seed", type=int, default=None, help="sampler seed")
     d.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("studies", help="list the studies in a file",
-                       description="List the studies in an SQLite file, with trial counts and "
-                                   "best values.")
+    s = sub.add_parser(
+        "studies",
+        help="list the studies in a file",
+        description="List the studies in an SQLite file, with trial counts and best values.",
+    )
     s.add_argument("file", help="the SQLite file")
     s.set_defaults(func=cmd_studies)
 
-    w = sub.add_parser("show", help="show one study's trials",
-                       description="Show the trials of one study as a table.")
+    w = sub.add_parser(
+        "show",
+        help="show one study's trials",
+        description="Show the trials of one study as a table.",
+    )
     w.add_argument("file", help="the SQLite file")
     w.add_argument("name", help="the study's name")
-    w.add_argument("--state", action="append", choices=[s.value for s in TrialState],
-                   help="only trials in this state (repeatable)")
-    w.add_argument("--sort", choices=["number", "value"], default="number",
-                   help="order of the rows (default number)")
+    w.add_argument(
+        "--state",
+        action="append",
+        choices=[s.value for s in TrialState],
+        help="only trials in this state (repeatable)",
+    )
+    w.add_argument(
+        "--sort",
+        choices=["number", "value"],
+        default="number",
+        help="order of the rows (default number)",
+    )
     w.add_argument("--limit", type=int, default=None, help="show at most this many rows")
     w.set_defaults(func=cmd_show)
     return p

@@ -271,10 +271,18 @@ class StudyState:
         if rec.snapshot is None:
             value = rec.values.get(self.objective) if rec.state is TrialState.COMPLETE else None
             rec.snapshot = Trial(
-                number=rec.number, params=dict(rec.params), state=rec.state,
-                values=dict(rec.values), value=value, reports=tuple(rec.reports),
-                worker=rec.worker, attempts=rec.attempts, asked_at=rec.asked_at,
-                started_at=rec.started_at, finished_at=rec.finished_at, error=rec.error,
+                number=rec.number,
+                params=dict(rec.params),
+                state=rec.state,
+                values=dict(rec.values),
+                value=value,
+                reports=tuple(rec.reports),
+                worker=rec.worker,
+                attempts=rec.attempts,
+                asked_at=rec.asked_at,
+                started_at=rec.started_at,
+                finished_at=rec.finished_at,
+                error=rec.error,
                 failure=rec.failure,
             )
         return rec.snapshot
@@ -282,8 +290,9 @@ class StudyState:
     def trials(self, states: Iterable[TrialState] | None = None) -> list[Trial]:
         """Snapshots of all trials (or those in ``states``), by number."""
         wanted = set(states) if states is not None else None
-        return [self.trial(n) for n, r in self._records.items()
-                if wanted is None or r.state in wanted]
+        return [
+            self.trial(n) for n, r in self._records.items() if wanted is None or r.state in wanted
+        ]
 
     def has_report(self, number: int, seq: int) -> bool:
         """Whether trial ``number``'s report ``seq`` is already recorded."""
@@ -326,8 +335,9 @@ class StudyState:
         number = getattr(event, "number", None)
         rec = self._records.get(number) if number is not None else None
         if rec is None:
-            warnings.warn(f"journal event {event.kind} is about unknown trial {number}; skipped",
-                          stacklevel=2)
+            warnings.warn(
+                f"journal event {event.kind} is about unknown trial {number}; skipped", stacklevel=2
+            )
             return
         rec.snapshot = None
         handler(event, rec)
@@ -420,4 +430,3 @@ def fold(events: Iterable[Event]) -> StudyState:
     for event in events:
         state.apply(event)
     return state
-

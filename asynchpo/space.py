@@ -59,7 +59,7 @@ class Distribution(ABC):
         raise ValueError(f"unknown distribution type {kind!r} in spec {dict(spec)!r}")
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_spec() == other.to_spec()  # type: ignore[attr-defined]
+        return isinstance(other, Distribution) and self.to_spec() == other.to_spec()
 
     def __hash__(self) -> int:
         return hash(repr(self.to_spec()))
@@ -80,7 +80,7 @@ def _check_bounds(kind: str, low: Any, high: Any, check: Any) -> None:
 
 def _bin(u: float, n: int) -> int:
     """Index of the bin of ``u`` when ``[0, 1]`` is cut into ``n`` equal bins."""
-    return min(max(int(math.floor(u * n)), 0), n - 1)
+    return min(max(math.floor(u * n), 0), n - 1)
 
 
 class Float(Distribution):
@@ -94,7 +94,7 @@ class Float(Distribution):
             multiple of it. Not combinable with ``log``.
 
     Example:
-        >>> Float(1e-5, 1e-1, log=True).decode(0.5)
+        >>> round(Float(1e-5, 1e-1, log=True).decode(0.5), 12)
         0.001
     """
 
@@ -118,7 +118,7 @@ class Float(Distribution):
                     f"Float: high - low ({self.high - self.low!r}) must be a multiple of "
                     f"step ({step!r})"
                 )
-            self.step, self._n = float(step), int(round(n)) + 1
+            self.step, self._n = float(step), round(n) + 1
         if log:
             self._a, self._b = math.log(self.low), math.log(self.high)
 
@@ -128,10 +128,10 @@ class Float(Distribution):
 
     def encode(self, value: Any) -> float:
         if self.step is not None:
-            return (round((value - self.low) / self.step) + 0.5) / self._n
+            return float((round((value - self.low) / self.step) + 0.5) / self._n)
         if self.log:
             return (math.log(value) - self._a) / (self._b - self._a)
-        return (value - self.low) / (self.high - self.low)
+        return float((value - self.low) / (self.high - self.low))
 
     def decode(self, u: float) -> float:
         if self.step is not None:
@@ -156,7 +156,7 @@ class Float(Distribution):
                 raise ValueError(
                     f"parameter {name!r}={value!r} is not on the grid low + k * {self.step!r}"
                 )
-            return self._value(int(round(k)))
+            return self._value(round(k))
         return float(value)
 
     def grid(self, n_points: int) -> list[Any]:
@@ -166,8 +166,13 @@ class Float(Distribution):
         return list(dict.fromkeys(self.decode(u) for u in us))
 
     def to_spec(self) -> dict[str, Any]:
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log,
-                "step": self.step}
+        return {
+            "type": "float",
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "step": self.step,
+        }
 
 
 class Int(Distribution):
@@ -204,12 +209,12 @@ class Int(Distribution):
     def encode(self, value: Any) -> float:
         if self.log:
             return (math.log(value) - self._a) / (self._b - self._a)
-        return ((value - self.low) // self.step + 0.5) / self._n
+        return float(((value - self.low) // self.step + 0.5) / self._n)
 
     def decode(self, u: float) -> int:
         if self.log:
             u = min(max(float(u), 0.0), 1.0)
-            x = int(round(math.exp(self._a + u * (self._b - self._a))))
+            x = round(math.exp(self._a + u * (self._b - self._a)))
             return min(max(x, self.low), self.high)
         return self.low + _bin(u, self._n) * self.step
 
@@ -234,8 +239,13 @@ class Int(Distribution):
         return list(dict.fromkeys(self.decode(u) for u in us))
 
     def to_spec(self) -> dict[str, Any]:
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log,
-                "step": self.step}
+        return {
+            "type": "int",
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "step": self.step,
+        }
 
 
 class Categorical(Distribution):
@@ -360,7 +370,9 @@ class Space(Mapping[str, Distribution]):
         if missing:
             raise ValueError(f"params: missing parameter(s) {missing}")
         if extra:
-            raise ValueError(f"params: unknown parameter(s) {extra}; the space has {list(self.names)}")
+            raise ValueError(
+                f"params: unknown parameter(s) {extra}; the space has {list(self.names)}"
+            )
         return {n: d.check(n, params[n]) for n, d in self._params.items()}
 
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
@@ -369,7 +381,7 @@ class Space(Mapping[str, Distribution]):
 
     def decode(self, u: np.ndarray) -> dict[str, Any]:
         """The parameter set at unit-cube point ``u`` of shape `d`."""
-        return {n: d.decode(float(x)) for (n, d), x in zip(self._params.items(), u)}
+        return {n: d.decode(float(x)) for (n, d), x in zip(self._params.items(), u, strict=True)}
 
     def decode_many(self, U: np.ndarray) -> list[dict[str, Any]]:
         """The parameter sets at the rows of ``U``, shape `n x d`."""

@@ -91,7 +91,9 @@ class Study:
         if not isinstance(space, Space):
             raise TypeError(f"space must be an asynchpo.Space, got {type(space).__name__}")
         if not isinstance(objective, str) or not objective:
-            raise ValueError(f"objective must be a metric name (a non-empty str), got {objective!r}")
+            raise ValueError(
+                f"objective must be a metric name (a non-empty str), got {objective!r}"
+            )
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
         if name is None:
@@ -106,15 +108,25 @@ class Study:
                     f"use Study.load({name!r}, storage) or load_if_exists=True"
                 )
             self._replay(self._storage.read(name))
-            for attr, want in (("space", space), ("objective", objective),
-                               ("direction", direction)):
+            for attr, want in (
+                ("space", space),
+                ("objective", objective),
+                ("direction", direction),
+            ):
                 have = getattr(self._state, attr)
                 if have != want:
-                    raise ValueError(f"{attr}: the stored study {name!r} has {have!r}, "
-                                     f"not {want!r}")
+                    raise ValueError(
+                        f"{attr}: the stored study {name!r} has {have!r}, not {want!r}"
+                    )
         else:
-            self._record(StudyCreated(time=time.time(), space=space.to_spec(),
-                                      objective=objective, direction=direction))
+            self._record(
+                StudyCreated(
+                    time=time.time(),
+                    space=space.to_spec(),
+                    objective=objective,
+                    direction=direction,
+                )
+            )
 
     def _setup(self, name: str, storage: BaseStorage, sampler: BaseSampler | None) -> None:
         if sampler is None:
@@ -134,8 +146,12 @@ class Study:
             raise ValueError(f"study {self.name!r} has no study_created event in its journal")
 
     @classmethod
-    def load(cls, name: str, storage: str | os.PathLike[str] | BaseStorage,
-             sampler: BaseSampler | None = None) -> Study:
+    def load(
+        cls,
+        name: str,
+        storage: str | os.PathLike[str] | BaseStorage,
+        sampler: BaseSampler | None = None,
+    ) -> Study:
         """Rebuild a study from its journal, to look at it or to go on with it.
 
         Trials that were running when their driver stopped or died come back as
@@ -156,14 +172,20 @@ class Study:
         for run, started in state.runs.items():
             if run in state.finished_runs:
                 continue
-            if (started.host == socket.gethostname() and started.pid != os.getpid()
-                    and _pid_alive(started.pid)):
-                raise RuntimeError(f"study {name!r} is being run by process {started.pid} on "
-                                   f"this machine; stop it before loading the study")
+            if (
+                started.host == socket.gethostname()
+                and started.pid != os.getpid()
+                and _pid_alive(started.pid)
+            ):
+                raise RuntimeError(
+                    f"study {name!r} is being run by process {started.pid} on "
+                    f"this machine; stop it before loading the study"
+                )
             study._record(RunFinished(time=now, run=run, reason="interrupted"))
         for number in state.numbers(TrialState.RUNNING):
-            study._record(TrialInterrupted(time=now, number=number,
-                                           reason="its driver stopped while it ran"))
+            study._record(
+                TrialInterrupted(time=now, number=number, reason="its driver stopped while it ran")
+            )
         return study
 
     # -- what a notebook reads --------------------------------------------------------------
@@ -222,9 +244,11 @@ class Study:
         best = ""
         if self._state.best_number is not None:
             best = f", best {self.objective}={self.best_value:.6g}"
-        return (f"<Study {self.name!r} {self.direction} {self.objective}: "
-                f"{c[TrialState.COMPLETE]} complete, {c[TrialState.RUNNING]} running, "
-                f"{c[TrialState.FAILED]} failed{best}>")
+        return (
+            f"<Study {self.name!r} {self.direction} {self.objective}: "
+            f"{c[TrialState.COMPLETE]} complete, {c[TrialState.RUNNING]} running, "
+            f"{c[TrialState.FAILED]} failed{best}>"
+        )
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -246,8 +270,10 @@ class Study:
         history = History(space, X, y, X_failed, state.n_trials)
         U = np.asarray(self.sampler.suggest(history, pending, n), dtype=float)
         if U.ndim != 2 or U.shape[1] != space.dim or len(U) > n or not np.isfinite(U).all():
-            raise RuntimeError(f"{type(self.sampler).__name__}.suggest returned an array of "
-                               f"shape {U.shape}; want at most {n} finite rows of {space.dim}")
+            raise RuntimeError(
+                f"{type(self.sampler).__name__}.suggest returned an array of "
+                f"shape {U.shape}; want at most {n} finite rows of {space.dim}"
+            )
         numbers = []
         for params in space.decode_many(U):
             number = state.n_trials
@@ -264,8 +290,14 @@ class Study:
             raise RuntimeError(f"{type(self.sampler).__name__} has no more points to give")
         return self._state.trial(numbers[0])
 
-    def tell(self, trial: Trial | int, value: Any = None, *, error: str | None = None,
-             pruned: bool = False) -> Trial:
+    def tell(
+        self,
+        trial: Trial | int,
+        value: Any = None,
+        *,
+        error: str | None = None,
+        pruned: bool = False,
+    ) -> Trial:
         """Record how an asked trial ended: its result, or ``error=`` why it failed, or
         ``pruned=True``.
 
@@ -279,8 +311,9 @@ class Study:
         if not isinstance(number, int) or number not in range(self._state.n_trials):
             raise ValueError(f"trial: no trial {number!r} in study {self.name!r}")
         if self._state.trial(number).state.finished:
-            raise ValueError(f"trial: trial {number} is already "
-                             f"{self._state.trial(number).state.value}")
+            raise ValueError(
+                f"trial: trial {number} is already {self._state.trial(number).state.value}"
+            )
         given = sum([value is not None, error is not None, bool(pruned)])
         if given != 1:
             raise ValueError("tell: give exactly one of value, error= or pruned=True")
@@ -288,16 +321,17 @@ class Study:
         event: Event
         if pruned:
             reports = self._state.trial(number).reports
-            event = TrialPruned(time=now, number=number,
-                                step=reports[-1].step if reports else None)
+            event = TrialPruned(time=now, number=number, step=reports[-1].step if reports else None)
         elif error is not None:
-            event = TrialFailed(time=now, number=number, reason=str(error),
-                                failure=Failure.ERROR.value)
+            event = TrialFailed(
+                time=now, number=number, reason=str(error), failure=Failure.ERROR.value
+            )
         else:
             values, why = interpret_result(value, self.objective)
             if values is None:
-                event = TrialFailed(time=now, number=number, reason=str(why),
-                                    failure=Failure.INVALID.value)
+                event = TrialFailed(
+                    time=now, number=number, reason=str(why), failure=Failure.INVALID.value
+                )
             else:
                 event = TrialCompleted(time=now, number=number, values=values)
         self._record(event)
@@ -331,13 +365,21 @@ class Study:
                 owed = last.n_trials - asked
                 if owed > 0 or state.counts[TrialState.INTERRUPTED]:
                     return max(owed, 0)
-        raise ValueError("n_trials: give n_trials or timeout (the study has no unfinished "
-                         "budget to resume)")
+        raise ValueError(
+            "n_trials: give n_trials or timeout (the study has no unfinished budget to resume)"
+        )
 
     def _make_run(
-        self, objective: Objective, n_trials: int | None, timeout: float | None,
-        client: Client | None, backend: Backend | None, max_concurrent: int | None,
-        trial_timeout: float | None, max_retries: int, resources: Mapping[str, float] | None,
+        self,
+        objective: Objective,
+        n_trials: int | None,
+        timeout: float | None,
+        client: Client | None,
+        backend: Backend | None,
+        max_concurrent: int | None,
+        trial_timeout: float | None,
+        max_retries: int,
+        resources: Mapping[str, float] | None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None,
     ) -> Driver:
         if not callable(objective):
@@ -347,7 +389,8 @@ class Study:
         if n_trials is None and timeout is None:
             n_trials = self._resume_budget()
         config = RunConfig(
-            n_trials=n_trials, timeout=timeout,
+            n_trials=n_trials,
+            timeout=timeout,
             max_concurrent=positive_int("max_concurrent", max_concurrent, allow_none=True),
             trial_timeout=positive_float("trial_timeout", trial_timeout, allow_none=True),
             max_retries=positive_int("max_retries", max_retries, minimum=0),
@@ -435,22 +478,48 @@ class Study:
                 :meth:`stop`.
             progress: Show a text progress line (default: when stderr is a terminal).
         """
-        driver = self._make_run(objective, n_trials, timeout, client, backend, max_concurrent,
-                                trial_timeout, max_retries, resources, callbacks)
-        block_on(lambda: self._drive(driver, progress), driver.backend.loop,
-                 lambda: driver.request_stop(cancel_running=True, reason="KeyboardInterrupt"))
+        driver = self._make_run(
+            objective,
+            n_trials,
+            timeout,
+            client,
+            backend,
+            max_concurrent,
+            trial_timeout,
+            max_retries,
+            resources,
+            callbacks,
+        )
+        block_on(
+            lambda: self._drive(driver, progress),
+            driver.backend.loop,
+            lambda: driver.request_stop(cancel_running=True, reason="KeyboardInterrupt"),
+        )
 
-    async def optimize_async(self, objective: Objective, n_trials: int | None = None,
-                             timeout: float | None = None, **kwargs: Any) -> None:
+    async def optimize_async(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         """:meth:`optimize` as a coroutine, for asynchronous code and asynchronous clients.
 
         With a dask client, it must be awaited on the client's event loop.
         """
         progress = kwargs.pop("progress", None)
-        driver = self._make_run(objective, n_trials, timeout, kwargs.pop("client", None),
-                                kwargs.pop("backend", None), kwargs.pop("max_concurrent", None),
-                                kwargs.pop("trial_timeout", None), kwargs.pop("max_retries", 2),
-                                kwargs.pop("resources", None), kwargs.pop("callbacks", None))
+        driver = self._make_run(
+            objective,
+            n_trials,
+            timeout,
+            kwargs.pop("client", None),
+            kwargs.pop("backend", None),
+            kwargs.pop("max_concurrent", None),
+            kwargs.pop("trial_timeout", None),
+            kwargs.pop("max_retries", 2),
+            kwargs.pop("resources", None),
+            kwargs.pop("callbacks", None),
+        )
         if kwargs:
             raise TypeError(f"optimize_async got unexpected arguments {sorted(kwargs)}")
         await self._drive(driver, progress)
@@ -467,4 +536,3 @@ def _isatty() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
-

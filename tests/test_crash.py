@@ -52,8 +52,12 @@ def _start(tmp_path, n_trials, sleep):
     script = tmp_path / "driver.py"
     script.write_text(SCRIPT)
     db = tmp_path / "runs.db"
-    proc = subprocess.Popen([sys.executable, str(script), str(db), str(n_trials), str(sleep)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(db), str(n_trials), str(sleep)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return proc, db
 
 
@@ -84,8 +88,12 @@ def test_sigkill_of_the_driver_loses_no_finished_trial_and_load_finishes_the_bud
     assert len(study.trials) < 40
     interrupted = study.get_trials(["interrupted"])
     assert study._state.counts[ah.TrialState.RUNNING] == 0
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         study.optimize(objective, client=client, progress=False)  # no n_trials: resume
     trials = study.trials
     assert len(trials) == 40

@@ -33,10 +33,14 @@ def asked(n, x):
 
 
 def test_events_round_trip_through_json():
-    events = [created(), asked(0, 0.5), TrialStarted(time=1.0, number=0, worker="w"),
-              TrialReported(time=1.5, number=0, step=3, metrics={"loss": 0.4}, seq=0),
-              TrialCompleted(time=2.0, number=0, values={"loss": 0.3}),
-              TrialFailed(time=2.0, number=1, reason="x", failure="timeout")]
+    events = [
+        created(),
+        asked(0, 0.5),
+        TrialStarted(time=1.0, number=0, worker="w"),
+        TrialReported(time=1.5, number=0, step=3, metrics={"loss": 0.4}, seq=0),
+        TrialCompleted(time=2.0, number=0, values={"loss": 0.3}),
+        TrialFailed(time=2.0, number=1, reason="x", failure="timeout"),
+    ]
     for e in events:
         assert event_from_dict(json.loads(e.to_json())) == e
     with pytest.raises(ValueError):
@@ -48,8 +52,10 @@ def test_events_round_trip_through_json():
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_fold_counts_best_and_arrays(direction):
     events = [created(direction)] + [asked(i, i / 10) for i in range(5)]
-    events += [TrialCompleted(time=9.0, number=i, values={"loss": v})
-               for i, v in [(0, 3.0), (1, 1.0), (3, 2.0)]]
+    events += [
+        TrialCompleted(time=9.0, number=i, values={"loss": v})
+        for i, v in [(0, 3.0), (1, 1.0), (3, 2.0)]
+    ]
     events += [TrialFailed(time=9.0, number=2, reason="boom", failure="error")]
     state = fold(events)
     assert state.counts[TrialState.COMPLETE] == 3 and state.counts[TrialState.FAILED] == 1
@@ -65,18 +71,29 @@ def test_fold_counts_best_and_arrays(direction):
 
 
 def test_a_trial_ends_once_and_reports_are_deduplicated():
-    state = fold([created(), asked(0, 0.5),
-                  TrialReported(time=1.0, number=0, step=0, metrics={"loss": 2.0}, seq=0),
-                  TrialReported(time=1.1, number=0, step=0, metrics={"loss": 2.0}, seq=0),
-                  TrialCompleted(time=2.0, number=0, values={"loss": 1.0}),
-                  TrialFailed(time=3.0, number=0, reason="late", failure="error")])
+    state = fold(
+        [
+            created(),
+            asked(0, 0.5),
+            TrialReported(time=1.0, number=0, step=0, metrics={"loss": 2.0}, seq=0),
+            TrialReported(time=1.1, number=0, step=0, metrics={"loss": 2.0}, seq=0),
+            TrialCompleted(time=2.0, number=0, values={"loss": 1.0}),
+            TrialFailed(time=3.0, number=0, reason="late", failure="error"),
+        ]
+    )
     t = state.trial(0)
     assert t.state is TrialState.COMPLETE and t.value == 1.0 and len(t.reports) == 1
 
 
 def test_interrupted_trials_can_be_retried_and_pending_follows():
-    state = fold([created(), asked(0, 0.5), TrialStarted(time=1.0, number=0, worker="a"),
-                  TrialInterrupted(time=2.0, number=0, reason="driver died")])
+    state = fold(
+        [
+            created(),
+            asked(0, 0.5),
+            TrialStarted(time=1.0, number=0, worker="a"),
+            TrialInterrupted(time=2.0, number=0, reason="driver died"),
+        ]
+    )
     assert state.trial(0).state is TrialState.INTERRUPTED
     assert len(state.observations()[3]) == 0
     state.apply(TrialRetried(time=3.0, number=0, attempt=2, reason="again"))

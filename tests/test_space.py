@@ -66,7 +66,10 @@ def test_check_names_the_parameter():
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['zz'\]"):
         space.check({"lr": 1e-3, "depth": 2, "act": "a", "zz": 1})
     assert space.check({"lr": 1e-3, "depth": np.int64(2), "act": "a"}) == {
-        "lr": 1e-3, "depth": 2, "act": "a"}
+        "lr": 1e-3,
+        "depth": 2,
+        "act": "a",
+    }
 
 
 # -- the unit cube ----------------------------------------------------------------------------
@@ -95,9 +98,14 @@ def test_float_round_trip_to_the_last_bits(case):
 def discrete_and_value(draw):
     kind = draw(st.sampled_from(["int", "int-log", "int-step", "float-step", "cat"]))
     if kind == "cat":
-        choices = draw(st.lists(st.one_of(st.text(max_size=3), st.integers(), st.booleans(),
-                                          st.none()), min_size=1, max_size=6,
-                                unique_by=lambda v: (type(v), v)))
+        choices = draw(
+            st.lists(
+                st.one_of(st.text(max_size=3), st.integers(), st.booleans(), st.none()),
+                min_size=1,
+                max_size=6,
+                unique_by=lambda v: (type(v), v),
+            )
+        )
         dist = Categorical(choices)
         return dist, draw(st.sampled_from(choices))
     low = draw(st.integers(1 if kind == "int-log" else -1000, 1000))
@@ -124,8 +132,9 @@ def test_discrete_round_trip_is_exact(case):
 @given(st.lists(st.floats(0, 1), min_size=3, max_size=3))
 @settings(max_examples=200)
 def test_decode_gives_valid_params_and_is_stable(u):
-    space = Space(a=Int(1, 100, log=True), b=Float(0.0, 2.0, step=0.5),
-                  c=Categorical(["x", "y", "z"]))
+    space = Space(
+        a=Int(1, 100, log=True), b=Float(0.0, 2.0, step=0.5), c=Categorical(["x", "y", "z"])
+    )
     params = space.decode(np.array(u))
     assert space.check(params) == params
     assert space.decode(space.encode(params)) == params
@@ -140,8 +149,12 @@ def test_uniform_cube_draws_are_uniform_over_values():
 
 
 def test_spec_round_trip():
-    space = Space(lr=Float(1e-4, 1e-1, log=True), q=Float(0, 1, step=0.5), n=Int(2, 10, step=2),
-                  act=Categorical(["relu", None, 3]))
+    space = Space(
+        lr=Float(1e-4, 1e-1, log=True),
+        q=Float(0, 1, step=0.5),
+        n=Int(2, 10, step=2),
+        act=Categorical(["relu", None, 3]),
+    )
     again = Space.from_spec(space.to_spec())
     assert again == space and again.names == space.names
     assert repr(space).startswith("Space(lr=Float(")

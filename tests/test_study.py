@@ -40,8 +40,14 @@ def test_ask_tell_and_best():
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [(math.nan, "returned nan"), (math.inf, "returned inf"), ("0.3", "returned str"),
-     ({"acc": 1.0}, "without 'loss'"), ([1.0], "returned list"), (None, None)],
+    [
+        (math.nan, "returned nan"),
+        (math.inf, "returned inf"),
+        ("0.3", "returned str"),
+        ({"acc": 1.0}, "without 'loss'"),
+        ([1.0], "returned list"),
+        (None, None),
+    ],
 )
 def test_invalid_results_are_failed_trials(value, why):
     study = ah.Study(SPACE, objective="loss")
@@ -157,8 +163,10 @@ def test_simulated_runs_are_reproducible():
     def run(seed):
         study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=seed))
         study.optimize(quad, n_trials=60, backend=sim(n_workers=7, seed=seed), progress=False)
-        return [(t.number, dict(t.params), t.value, t.started_at, t.finished_at, t.worker)
-                for t in study.trials]
+        return [
+            (t.number, dict(t.params), t.value, t.started_at, t.finished_at, t.worker)
+            for t in study.trials
+        ]
 
     assert run(5) == run(5)
     assert run(5) != run(6)
@@ -166,8 +174,13 @@ def test_simulated_runs_are_reproducible():
 
 def test_simulated_clock_keeps_max_concurrent_in_flight():
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
-    study.optimize(quad, n_trials=50, max_concurrent=5,
-                   backend=sim(n_workers=5, duration=lambda p: 1.0 + p["k"]), progress=False)
+    study.optimize(
+        quad,
+        n_trials=50,
+        max_concurrent=5,
+        backend=sim(n_workers=5, duration=lambda p: 1.0 + p["k"]),
+        progress=False,
+    )
     trials = study.trials
     for t in trials:
         assert t.duration == pytest.approx(1.0 + t.params["k"])
@@ -179,8 +192,9 @@ def test_simulated_clock_keeps_max_concurrent_in_flight():
 
 def test_queued_trials_wait_for_a_free_virtual_worker():
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
-    study.optimize(quad, n_trials=6, max_concurrent=6, backend=sim(n_workers=2, duration=1.0),
-                   progress=False)
+    study.optimize(
+        quad, n_trials=6, max_concurrent=6, backend=sim(n_workers=2, duration=1.0), progress=False
+    )
     assert sorted(t.started_at for t in study.trials) == [0, 0, 1, 1, 2, 2]
 
 
@@ -190,8 +204,9 @@ def test_stop_from_a_callback_lets_running_trials_finish():
             study.stop()
 
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
-    study.optimize(quad, n_trials=100, backend=sim(n_workers=4), callbacks=[stop_at_ten],
-                   progress=False)
+    study.optimize(
+        quad, n_trials=100, backend=sim(n_workers=4), callbacks=[stop_at_ten], progress=False
+    )
     assert 10 <= len(study.trials) <= 14
     assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
     assert study._state.finished_runs == {0: "stopped"}
@@ -203,8 +218,9 @@ def test_a_failing_callback_leaves_a_consistent_journal():
 
     study = ah.Study(SPACE)
     with pytest.raises(KeyError, match="bug in my callback"):
-        study.optimize(quad, n_trials=10, backend=sim(n_workers=3), callbacks=[broken],
-                       progress=False)
+        study.optimize(
+            quad, n_trials=10, backend=sim(n_workers=3), callbacks=[broken], progress=False
+        )
     assert study._state.counts[ah.TrialState.RUNNING] == 0
     assert study._state.counts[ah.TrialState.INTERRUPTED] == 2
     study.optimize(quad, n_trials=1, backend=sim(n_workers=3), progress=False)
@@ -213,8 +229,13 @@ def test_a_failing_callback_leaves_a_consistent_journal():
 
 def test_timeout_and_trial_timeout_on_the_virtual_clock():
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
-    study.optimize(quad, timeout=10.0, trial_timeout=2.5,
-                   backend=sim(n_workers=2, duration=lambda p: 1.0 + p["k"]), progress=False)
+    study.optimize(
+        quad,
+        timeout=10.0,
+        trial_timeout=2.5,
+        backend=sim(n_workers=2, duration=lambda p: 1.0 + p["k"]),
+        progress=False,
+    )
     assert max(t.started_at for t in study.trials) < 10.0
     for t in study.trials:
         if t.params["k"] >= 2:
@@ -264,8 +285,13 @@ def test_resume_finishes_the_budget_of_an_interrupted_run(tmp_path):
             raise SystemExit("simulated crash")
 
     with pytest.raises(SystemExit):
-        study.optimize(quad, n_trials=30, backend=sim(n_workers=4), callbacks=[crash_after_eight],
-                       progress=False)
+        study.optimize(
+            quad,
+            n_trials=30,
+            backend=sim(n_workers=4),
+            callbacks=[crash_after_eight],
+            progress=False,
+        )
     study.storage.close()
     resumed = ah.Study.load("s", storage=path, sampler=ah.RandomSampler(seed=0))
     assert len(resumed.get_trials(["complete"])) == 8
@@ -280,4 +306,7 @@ def test_repr_does_no_io(tmp_path):
     study = ah.Study(SPACE, storage=tmp_path / "r.db", name="s")
     study.add_trial({"x": 1.0, "k": 0, "c": "a"}, 0.25)
     study.storage.close()  # a repr that touched the file would now fail
-    assert repr(study) == "<Study 's' minimize value: 1 complete, 0 running, 0 failed, best value=0.25>"
+    assert (
+        repr(study)
+        == "<Study 's' minimize value: 1 complete, 0 running, 0 failed, best value=0.25>"
+    )

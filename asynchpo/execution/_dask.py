@@ -30,10 +30,13 @@ def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
     def send(msg: dict[str, Any]) -> None:
         worker.log_event(topic, {"kind": "report", **msg})
 
-    worker.log_event(topic, {"kind": "started", "number": job.number, "attempt": job.attempt,
-                             "worker": worker.address})
-    out = run_trial(job.objective, job.params, job.objective_name,
-                    TrialContext(job.number, job.attempt, send))
+    worker.log_event(
+        topic,
+        {"kind": "started", "number": job.number, "attempt": job.attempt, "worker": worker.address},
+    )
+    out = run_trial(
+        job.objective, job.params, job.objective_name, TrialContext(job.number, job.attempt, send)
+    )
     out["worker"] = worker.address
     return out
 
@@ -42,9 +45,10 @@ class DaskBackend(Backend):
     """Runs each attempt of a trial as ``client.submit(..., pure=False)``.
 
     Futures get readable keys (``asynchpo-<study>-trial-<number>-<attempt>-<run>``, the study
-    name reduced to its letters), so the dask dashboard groups them by study. A worker that dies mid-trial makes dask run the task
-    again elsewhere (up to its ``distributed.scheduler.allowed-failures``); the driver sees the
-    second start and counts it against its own ``max_retries``.
+    name reduced to its letters), so the dask dashboard groups them by study. A worker that
+    dies mid-trial makes dask run the task again elsewhere (up to its
+    ``distributed.scheduler.allowed-failures``); the driver sees the second start and counts it
+    against its own ``max_retries``.
 
     Args:
         client: A connected ``distributed.Client`` (synchronous or asynchronous).
@@ -53,14 +57,19 @@ class DaskBackend(Backend):
             runs it (through its nanny): Python cannot stop a running thread otherwise.
     """
 
-    def __init__(self, client: Client, resources: Mapping[str, float] | None = None,
-                 restart_hung_workers: bool = True):
+    def __init__(
+        self,
+        client: Client,
+        resources: Mapping[str, float] | None = None,
+        restart_hung_workers: bool = True,
+    ):
         if not isinstance(client, Client):
             raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
         self.client = client
         self.resources = dict(resources) if resources else None
         self.restart_hung_workers = restart_hung_workers
-        self.loop = client.loop.asyncio_loop
+        assert client.loop is not None, "the client is closed"
+        self.loop = client.loop.asyncio_loop  # type: ignore[attr-defined]
         self._queue: asyncio.Queue[Message | None] | None = None
         self._futures: dict[str, tuple[int, int]] = {}  # key -> (trial, attempt)
         self._by_number: dict[int, Any] = {}
@@ -69,7 +78,7 @@ class DaskBackend(Backend):
         self._tasks: set[asyncio.Future[Any]] = set()
 
     async def default_concurrency(self) -> int:
-        nthreads = await self.client.nthreads(asynchronous=True)
+        nthreads: dict[str, int] = await self.client.nthreads(asynchronous=True)
         return max(1, sum(nthreads.values()))
 
     async def open(self, study_name: str) -> None:
@@ -97,9 +106,10 @@ class DaskBackend(Backend):
 
     def submit(self, job: Job) -> None:
         key = f"{self._prefix}-trial-{job.number}-{job.attempt}-{self._run}"
-        future = self.client.submit(_dask_trial, job, self._topic, key=key, pure=False,
-                                    resources=self.resources)
-        self._futures[future.key] = (job.number, job.attempt)
+        future = self.client.submit(
+            _dask_trial, job, self._topic, key=key, pure=False, resources=self.resources
+        )
+        self._futures[key] = (job.number, job.attempt)
         self._by_number[job.number] = future
         self._ac.add(future)
         if self._pump is None or self._pump.done():
@@ -119,13 +129,22 @@ class DaskBackend(Backend):
         assert self._queue is not None
         if future.status == "finished":
             out = result
-            msg = Finished(number, attempt, out["status"], out["values"], out["error"],
-                           out["step"], out.get("worker", worker), out["reports"])
+            msg = Finished(
+                number,
+                attempt,
+                out["status"],
+                out["values"],
+                out["error"],
+                out["step"],
+                out.get("worker", worker),
+                out["reports"],
+            )
         elif future.status == "error":
             exc = result[1] if isinstance(result, tuple) else result
             status = "lost" if isinstance(exc, KilledWorker) else "error"
-            msg = Finished(number, attempt, status, error=f"{type(exc).__name__}: {exc}",
-                           worker=worker)
+            msg = Finished(
+                number, attempt, status, error=f"{type(exc).__name__}: {exc}", worker=worker
+            )
         else:  # cancelled by the cluster (a restart, a closed client): the work was lost
             msg = Finished(number, attempt, "lost", error=f"future {future.status}", worker=worker)
         self._queue.put_nowait(msg)
@@ -157,8 +176,11 @@ class DaskBackend(Backend):
         if hung and worker is not None and self.restart_hung_workers:
             logger.warning("restarting worker %s, which runs hung trial %d", worker, number)
             restart = self.client.restart_workers  # synchronous only: run it off the loop
-            self._spawn(asyncio.get_running_loop().run_in_executor(
-                None, lambda: restart([worker], 60, False)))
+            self._spawn(
+                asyncio.get_running_loop().run_in_executor(
+                    None, lambda: restart([worker], 60, False)
+                )
+            )
 
     def wake(self) -> None:
         if self._queue is not None and not self.loop.is_closed():

@@ -45,8 +45,18 @@ class LocalBackend(Backend):
             with self._lock:
                 if (job.number, job.attempt) in self._cancelled:
                     return
-            self._post(Finished(job.number, job.attempt, out["status"], out["values"],
-                                out["error"], out["step"], "local", out["reports"]))
+            self._post(
+                Finished(
+                    job.number,
+                    job.attempt,
+                    out["status"],
+                    out["values"],
+                    out["error"],
+                    out["step"],
+                    "local",
+                    out["reports"],
+                )
+            )
 
         self._attempts[job.number] = job.attempt
         threading.Thread(target=work, name=f"asynchpo-trial-{job.number}", daemon=True).start()

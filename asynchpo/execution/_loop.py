@@ -49,8 +49,13 @@ class RunConfig:
 class Driver:
     """Runs one ``optimize`` call of ``study`` on ``backend``."""
 
-    def __init__(self, study: Study, objective: Callable[[dict[str, Any]], Any],
-                 backend: Backend, config: RunConfig):
+    def __init__(
+        self,
+        study: Study,
+        objective: Callable[[dict[str, Any]], Any],
+        backend: Backend,
+        config: RunConfig,
+    ):
         self.study, self.objective, self.backend, self.config = study, objective, backend, config
         self._stop = False
         self._cancel_running = False
@@ -76,8 +81,9 @@ class Driver:
         params = self.study._state.trial(number).params
         self._running[number] = attempt
         self._started.pop(number, None)
-        self.backend.submit(Job(number, attempt, dict(params), self.objective,
-                                self.study.objective))
+        self.backend.submit(
+            Job(number, attempt, dict(params), self.objective, self.study.objective)
+        )
 
     async def run(self) -> str:
         """Run until the budget, the timeout, the sampler or a stop ends it; return why."""
@@ -85,9 +91,16 @@ class Driver:
         await backend.open(self.study.name)
         max_concurrent = cfg.max_concurrent or await backend.default_concurrency()
         self.run_id = max(state.runs, default=-1) + 1
-        self._record(RunStarted(time=backend.now(), run=self.run_id, n_trials=cfg.n_trials,
-                                max_concurrent=max_concurrent, pid=os.getpid(),
-                                host=socket.gethostname()))
+        self._record(
+            RunStarted(
+                time=backend.now(),
+                run=self.run_id,
+                n_trials=cfg.n_trials,
+                max_concurrent=max_concurrent,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+            )
+        )
         requeue = deque(state.numbers(TrialState.INTERRUPTED))
         deadline = None if cfg.timeout is None else backend.now() + cfg.timeout
         asked, exhausted, reason = 0, False, "error"
@@ -98,9 +111,14 @@ class Driver:
                 while not self._stop and len(self._running) < max_concurrent:
                     if requeue:
                         number = requeue.popleft()
-                        self._record(TrialRetried(time=backend.now(), number=number,
-                                                  attempt=state.trial(number).attempts + 1,
-                                                  reason="re-queued after an interruption"))
+                        self._record(
+                            TrialRetried(
+                                time=backend.now(),
+                                number=number,
+                                attempt=state.trial(number).attempts + 1,
+                                reason="re-queued after an interruption",
+                            )
+                        )
                         self._submit(number, 1)
                         continue
                     want = max_concurrent - len(self._running)
@@ -149,9 +167,15 @@ class Driver:
         for number, t0 in list(self._started.items()):
             if now - t0 >= limit:
                 self.backend.cancel(number, hung=True)
-                self._finish(number, TrialFailed(
-                    time=now, number=number, failure=Failure.TIMEOUT.value,
-                    reason=f"ran longer than trial_timeout={limit:g}s"))
+                self._finish(
+                    number,
+                    TrialFailed(
+                        time=now,
+                        number=number,
+                        failure=Failure.TIMEOUT.value,
+                        reason=f"ran longer than trial_timeout={limit:g}s",
+                    ),
+                )
 
     def _handle(self, msg: Message) -> None:
         if msg.number not in self._running:
@@ -173,20 +197,35 @@ class Driver:
             lost = state.trial(number).worker
             if attempts >= self.config.max_retries + 1:
                 self.backend.cancel(number)
-                self._finish(number, TrialFailed(
-                    time=now, number=number, failure=Failure.WORKER_LOST.value,
-                    reason=f"its worker was lost on all {attempts} attempts (last: {lost})"))
+                self._finish(
+                    number,
+                    TrialFailed(
+                        time=now,
+                        number=number,
+                        failure=Failure.WORKER_LOST.value,
+                        reason=f"its worker was lost on all {attempts} attempts (last: {lost})",
+                    ),
+                )
                 return
-            self._record(TrialRetried(time=now, number=number, attempt=attempts + 1,
-                                      reason=f"worker {lost} was lost"))
+            self._record(
+                TrialRetried(
+                    time=now, number=number, attempt=attempts + 1, reason=f"worker {lost} was lost"
+                )
+            )
         self._started[number] = now
-        self._record(TrialStarted(time=now, number=number,
-                                  attempt=state.trial(number).attempts + 1, worker=worker))
+        self._record(
+            TrialStarted(
+                time=now, number=number, attempt=state.trial(number).attempts + 1, worker=worker
+            )
+        )
 
     def _on_report(self, number: int, step: int, metrics: dict[str, Any], seq: int) -> None:
         if not self.study._state.has_report(number, seq):
-            self._record(TrialReported(time=self.backend.now(), number=number, step=step,
-                                       metrics=metrics, seq=seq))
+            self._record(
+                TrialReported(
+                    time=self.backend.now(), number=number, step=step, metrics=metrics, seq=seq
+                )
+            )
 
     def _on_finished(self, msg: Finished) -> None:
         now, number = self.backend.now(), msg.number
@@ -203,18 +242,28 @@ class Driver:
             event = TrialPruned(time=now, number=number, step=msg.step)
         elif msg.status in ("error", "invalid"):
             kind = Failure.ERROR if msg.status == "error" else Failure.INVALID
-            event = TrialFailed(time=now, number=number, reason=msg.error or msg.status,
-                                failure=kind.value)
+            event = TrialFailed(
+                time=now, number=number, reason=msg.error or msg.status, failure=kind.value
+            )
         else:  # lost: the backend gave up on this submission
             attempts = self.study._state.trial(number).attempts
             if attempts < self.config.max_retries + 1:
-                self._record(TrialRetried(time=now, number=number, attempt=attempts + 1,
-                                          reason=f"worker lost: {msg.error}"))
+                self._record(
+                    TrialRetried(
+                        time=now,
+                        number=number,
+                        attempt=attempts + 1,
+                        reason=f"worker lost: {msg.error}",
+                    )
+                )
                 self._submit(number, msg.attempt + 1)
                 return
-            event = TrialFailed(time=now, number=number, failure=Failure.WORKER_LOST.value,
-                                reason=f"its worker was lost on all {attempts} attempts: "
-                                       f"{msg.error}")
+            event = TrialFailed(
+                time=now,
+                number=number,
+                failure=Failure.WORKER_LOST.value,
+                reason=f"its worker was lost on all {attempts} attempts: {msg.error}",
+            )
         self._finish(number, event)
 
     def _finish(self, number: int, event: Any) -> None:

@@ -41,10 +41,14 @@ class SimulatedBackend(Backend):
 
     def __init__(self, n_workers: int = 1, duration: Duration = None, seed: int | None = None):
         self.n_workers = positive_int("n_workers", n_workers)
-        if duration is not None and not callable(duration) and not (
-            is_real(duration) and duration >= 0
+        if (
+            duration is not None
+            and not callable(duration)
+            and not (is_real(duration) and duration >= 0)
         ):
-            raise ValueError(f"duration must be a number >= 0, a function or None, got {duration!r}")
+            raise ValueError(
+                f"duration must be a number >= 0, a function or None, got {duration!r}"
+            )
         self.duration = duration
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -58,7 +62,7 @@ class SimulatedBackend(Backend):
         return self._clock
 
     async def default_concurrency(self) -> int:
-        return self.n_workers
+        return int(self.n_workers)
 
     def _push(self, t: float, msg: Message, attempt: int) -> None:
         heapq.heappush(self._events, (t, self._order, msg, attempt))
@@ -79,15 +83,28 @@ class SimulatedBackend(Backend):
         heapq.heappush(self._free, (end, worker))
         self._live[job.number] = (job.attempt, worker, end)
         name = f"sim-{worker}"
-        out = run_trial(job.objective, job.params, job.objective_name,
-                        TrialContext(job.number, job.attempt))
+        out = run_trial(
+            job.objective, job.params, job.objective_name, TrialContext(job.number, job.attempt)
+        )
         self._push(start, Started(job.number, job.attempt, name), job.attempt)
         reports = out["reports"]
         for i, r in enumerate(reports):
             t = start + (end - start) * (i + 1) / (len(reports) + 1)
             self._push(t, Reported(job.number, r["step"], r["metrics"], r["seq"]), job.attempt)
-        self._push(end, Finished(job.number, job.attempt, out["status"], out["values"],
-                                 out["error"], out["step"], name, reports), job.attempt)
+        self._push(
+            end,
+            Finished(
+                job.number,
+                job.attempt,
+                out["status"],
+                out["values"],
+                out["error"],
+                out["step"],
+                name,
+                reports,
+            ),
+            job.attempt,
+        )
 
     def _stale(self, entry: tuple[float, int, Message, int]) -> bool:
         live = self._live.get(entry[2].number)
@@ -119,6 +136,7 @@ class SimulatedBackend(Backend):
             return
         _, worker, end = live
         # the worker is free from now on, not from the cancelled trial's end
-        self._free = [(min(t, self._clock) if (w == worker and t == end) else t, w)
-                      for t, w in self._free]
+        self._free = [
+            (min(t, self._clock) if (w == worker and t == end) else t, w) for t, w in self._free
+        ]
         heapq.heapify(self._free)

@@ -53,13 +53,14 @@ class SQLiteStorage(BaseStorage):
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL"):
         path = os.fspath(path)
         if path.startswith("sqlite:///"):
-            path = path[len("sqlite:///"):]
+            path = path[len("sqlite:///") :]
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                     timeout=30.0)
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._conn.executescript(_SCHEMA)
@@ -109,7 +110,8 @@ class SQLiteStorage(BaseStorage):
                 warnings.warn(
                     f"{self.path}: study {study!r}: {where} {seq} is torn or corrupt ({exc}); "
                     f"skipped, the other {len(rows) - 1} records are kept",
-                    CorruptRecordWarning, stacklevel=2,
+                    CorruptRecordWarning,
+                    stacklevel=2,
                 )
         return events
 
@@ -122,8 +124,9 @@ class SQLiteStorage(BaseStorage):
 
     def exists(self, study: str) -> bool:
         with self._lock:
-            row = self._conn.execute("SELECT 1 FROM events WHERE study = ? LIMIT 1",
-                                     (study,)).fetchone()
+            row = self._conn.execute(
+                "SELECT 1 FROM events WHERE study = ? LIMIT 1", (study,)
+            ).fetchone()
         return row is not None
 
     def close(self) -> None:

@@ -78,9 +78,13 @@ class SamplerContract:
     def test_runs_a_whole_study(self, direction: str) -> None:
         space = Space(x=Float(-3.0, 3.0), k=Int(0, 4), c=Categorical(["a", "b"]))
         study = Study(space, direction=direction, sampler=self.make(0))
-        study.optimize(lambda p: p["x"] ** 2 + p["k"] + (p["c"] == "b"), n_trials=24,
-                       backend=SimulatedBackend(n_workers=4, seed=0), progress=False)
+        study.optimize(
+            lambda p: p["x"] ** 2 + p["k"] + (p["c"] == "b"),
+            n_trials=24,
+            backend=SimulatedBackend(n_workers=4, seed=0),
+            progress=False,
+        )
         done = study.get_trials([TrialState.COMPLETE])
         assert 1 <= len(done) <= 24 and len(study.trials) == len(done)
-        values = [t.value for t in done]
+        values = [t.value for t in done if t.value is not None]
         assert study.best_value == (min(values) if direction == "minimize" else max(values))

@@ -34,9 +34,11 @@ class StorageContract:
 
     def test_events_come_back_in_order(self, tmp_path: Path) -> None:
         storage = self.make(tmp_path)
-        events = [_created()] + [
-            TrialAsked(time=float(i), number=i, params={"x": i / 10}) for i in range(5)
-        ] + [TrialCompleted(time=9.0, number=2, values={"loss": 0.5, "note": "ok"})]
+        events = (
+            [_created()]
+            + [TrialAsked(time=float(i), number=i, params={"x": i / 10}) for i in range(5)]
+            + [TrialCompleted(time=9.0, number=2, values={"loss": 0.5, "note": "ok"})]
+        )
         for e in events:
             storage.append("s", e)
         assert storage.read("s") == events
@@ -69,6 +71,9 @@ class StorageContract:
         storage.close()
         again = self.make(tmp_path)
         again.append("s", TrialCompleted(time=2.0, number=0, values={"loss": 1.0}))
-        assert [e.kind for e in again.read("s")] == ["study_created", "trial_asked",
-                                                    "trial_completed"]
+        assert [e.kind for e in again.read("s")] == [
+            "study_created",
+            "trial_asked",
+            "trial_completed",
+        ]
         again.close()

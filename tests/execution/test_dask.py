@@ -23,15 +23,22 @@ GRID = ah.GridSampler(values={"x": [0.0, 1.0]})  # 8 trials: k in 0..3, x in {0,
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
 def sleepy(p):
     time.sleep(0.2)
-    return {"loss": (p["x"] - 1) ** 2 + p["k"], "key": get_worker().get_current_task(),
-            "pid": os.getpid()}
+    return {
+        "loss": (p["x"] - 1) ** 2 + p["k"],
+        "key": get_worker().get_current_task(),
+        "pid": os.getpid(),
+    }
 
 
 def test_trials_run_as_futures_with_readable_keys_on_every_worker(client):
@@ -91,11 +98,15 @@ def test_resources_pass_through_to_dask():
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
     with SpecCluster(workers=workers, scheduler=scheduler) as cluster, Client(cluster) as c:
-        gpu_worker = next(addr for addr, w in c.scheduler_info()["workers"].items()
-                          if w.get("resources", {}).get("GPU"))
+        gpu_worker = next(
+            addr
+            for addr, w in c.scheduler_info()["workers"].items()
+            if w.get("resources", {}).get("GPU")
+        )
         study = ah.Study(SPACE, objective="loss", sampler=ah.RandomSampler(seed=0))
-        study.optimize(sleepy, n_trials=6, client=c, max_concurrent=2, resources={"GPU": 1},
-                       progress=False)
+        study.optimize(
+            sleepy, n_trials=6, client=c, max_concurrent=2, resources={"GPU": 1}, progress=False
+        )
         assert {t.worker for t in study.trials} == {gpu_worker}
         assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
 
@@ -109,6 +120,7 @@ def _kill_own_worker_once(marker_dir):
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.1)
         return (p["x"] - 1) ** 2 + p["k"]
+
     return objective
 
 
@@ -116,12 +128,15 @@ def _kill_own_worker_once(marker_dir):
 def test_a_worker_killed_mid_trial_costs_one_retry(tmp_path, allowed_failures):
     # allowed-failures=3: dask reruns the task elsewhere and the driver sees it start again;
     # allowed-failures=0: dask gives up at once (KilledWorker) and the driver resubmits it.
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         study = ah.Study(SPACE, sampler=GRID)
-        study.optimize(_kill_own_worker_once(str(tmp_path)), n_trials=8, client=c,
-                       progress=False)
+        study.optimize(_kill_own_worker_once(str(tmp_path)), n_trials=8, client=c, progress=False)
     assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
     killed = [t for t in study.trials if t.params["k"] == 3]
     assert [t.attempts for t in killed] == [2, 2]
@@ -137,8 +152,12 @@ def test_a_trial_that_always_kills_its_worker_fails_after_its_retries():
             os.kill(os.getpid(), signal.SIGKILL)
         return (p["x"] - 1) ** 2 + p["k"]
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         study = ah.Study(SPACE, sampler=GRID)
         study.optimize(objective, n_trials=8, client=c, max_retries=1, progress=False)
     bad = next(t for t in study.trials if t.params == {"x": 1.0, "k": 3})
@@ -154,8 +173,12 @@ def test_a_hung_trial_times_out_and_its_worker_is_restarted():
         time.sleep(0.05)
         return (p["x"] - 1) ** 2 + p["k"]
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         pids_before = set(c.run(os.getpid).values())
         study = ah.Study(SPACE, sampler=GRID)
         t0 = time.monotonic()

@@ -33,8 +33,12 @@ def test_sobol_is_scipys_scrambled_sequence_and_continues_after_a_resume():
     space = ah.Space(a=ah.Float(0, 1), b=ah.Float(0, 1))
     want = qmc.Sobol(2, scramble=True, rng=np.random.default_rng(7)).random(8)
     sampler = SobolSampler(seed=7)
-    got = np.vstack([sampler.suggest(_empty(space, 0), np.empty((0, 2)), 4),
-                     sampler.suggest(_empty(space, 4), np.empty((0, 2)), 4)])
+    got = np.vstack(
+        [
+            sampler.suggest(_empty(space, 0), np.empty((0, 2)), 4),
+            sampler.suggest(_empty(space, 4), np.empty((0, 2)), 4),
+        ]
+    )
     np.testing.assert_allclose(got, want)
     resumed = SobolSampler(seed=7).suggest(_empty(space, 4), np.empty((0, 2)), 4)
     np.testing.assert_allclose(resumed, want[4:])
@@ -52,8 +56,12 @@ def test_random_points_depend_on_seed_and_position_only():
 def test_grid_visits_every_point_once_then_the_study_stops():
     space = ah.Space(x=ah.Int(0, 2), act=ah.Categorical(["a", "b"]), lr=ah.Float(0.1, 1.0))
     study = ah.Study(space, sampler=GridSampler(values={"lr": [0.1, 1.0]}))
-    study.optimize(lambda p: p["x"] + p["lr"] + (p["act"] == "b"), n_trials=100,
-                   backend=ah.SimulatedBackend(n_workers=5, seed=0), progress=False)
+    study.optimize(
+        lambda p: p["x"] + p["lr"] + (p["act"] == "b"),
+        n_trials=100,
+        backend=ah.SimulatedBackend(n_workers=5, seed=0),
+        progress=False,
+    )
     seen = [tuple(t.params.values()) for t in study.trials]
     assert len(seen) == 12 and len(set(seen)) == 12
     assert study.best_params == {"x": 0, "act": "a", "lr": 0.1}

@@ -32,8 +32,9 @@ class TestSQLite(StorageContract):
 
 def _study_file(tmp_path: Path, n: int = 6) -> Path:
     path = tmp_path / "runs.db"
-    study = ah.Study(ah.Space(x=ah.Float(0, 1)), storage=path, name="s",
-                     sampler=ah.RandomSampler(seed=0))
+    study = ah.Study(
+        ah.Space(x=ah.Float(0, 1)), storage=path, name="s", sampler=ah.RandomSampler(seed=0)
+    )
     for _ in range(n):
         study.tell(study.ask(), 0.5)
     study.storage.close()
