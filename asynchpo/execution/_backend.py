@@ -43,7 +43,8 @@ class Finished:
     """An attempt ended.
 
     ``status`` is ``"ok"``, ``"invalid"``, ``"error"``, ``"pruned"`` (from the trial itself) or
-    ``"lost"`` (its worker died and the backend gave up on it).
+    ``"lost"`` (its worker died and the backend gave up on it). ``duration`` is how long the
+    attempt ran as measured where it ran, if known.
     """
 
     number: int
@@ -54,6 +55,7 @@ class Finished:
     step: int | None = None
     worker: str | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
+    duration: float | None = None
 
 
 Message = Started | Reported | Finished

@@ -23,20 +23,31 @@ from asynchpo.execution._backend import Backend, Finished, Job, Message, Reporte
 logger = logging.getLogger(__name__)
 
 
+#: A trial still running this long after it started tells the driver so; a shorter one does
+#: not, since a message just before its result would hold the result back by dask's batching
+#: interval. Its result carries the worker and the duration instead.
+START_NOTICE_DELAY = 0.05
+
+
 def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
-    """Executed on a worker: announce the start, run the trial, stream its reports."""
+    """Executed on a worker: run the trial, announce it if it lasts, stream its reports."""
     worker = get_worker()
+    finished = False
 
     def send(msg: dict[str, Any]) -> None:
         worker.log_event(topic, {"kind": "report", **msg})
 
-    worker.log_event(
-        topic,
-        {"kind": "started", "number": job.number, "attempt": job.attempt, "worker": worker.address},
-    )
-    out = run_trial(
-        job.objective, job.params, job.objective_name, TrialContext(job.number, job.attempt, send)
-    )
+    def announce() -> None:
+        if not finished:
+            msg = {"number": job.number, "attempt": job.attempt, "worker": worker.address}
+            worker.log_event(topic, {"kind": "started", **msg})
+
+    worker.loop.add_callback(worker.loop.call_later, START_NOTICE_DELAY, announce)
+    try:
+        ctx = TrialContext(job.number, job.attempt, send)
+        out = run_trial(job.objective, job.params, job.objective_name, ctx)
+    finally:
+        finished = True
     out["worker"] = worker.address
     return out
 
@@ -138,6 +149,7 @@ class DaskBackend(Backend):
                 out["step"],
                 out.get("worker", worker),
                 out["reports"],
+                out["end"] - out["start"],
             )
         elif future.status == "error":
             exc = result[1] if isinstance(result, tuple) else result

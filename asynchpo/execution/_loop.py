@@ -189,7 +189,7 @@ class Driver:
         elif isinstance(msg, Finished):
             self._on_finished(msg)
 
-    def _on_started(self, number: int, worker: str | None) -> None:
+    def _on_started(self, number: int, worker: str | None, at: float | None = None) -> None:
         now, state = self.backend.now(), self.study._state
         if number in self._started:
             # dask ran the task again: the worker of the last execution died
@@ -215,7 +215,10 @@ class Driver:
         self._started[number] = now
         self._record(
             TrialStarted(
-                time=now, number=number, attempt=state.trial(number).attempts + 1, worker=worker
+                time=now if at is None else at,
+                number=number,
+                attempt=state.trial(number).attempts + 1,
+                worker=worker,
             )
         )
 
@@ -229,8 +232,9 @@ class Driver:
 
     def _on_finished(self, msg: Finished) -> None:
         now, number = self.backend.now(), msg.number
-        if number not in self._started:
-            self._on_started(number, msg.worker)
+        if number not in self._started:  # a trial too short to announce its start
+            at = None if msg.duration is None else now - msg.duration
+            self._on_started(number, msg.worker, at)
             if number not in self._running:
                 return
         for r in msg.reports:

@@ -1,0 +1,1 @@
+"""Measurements of asynchpo against raw dask and its peers; run with ``python -m benchmarks``."""
