@@ -48,8 +48,7 @@ def raw(client: Client, n: int, concurrency: int) -> float:
 def driver(client: Client, n: int, concurrency: int, storage: object) -> float:
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), storage=storage)
     t0 = time.perf_counter()
-    study.optimize(trivial, n_trials=n, client=client, max_concurrent=concurrency,
-                   progress=False)
+    study.optimize(trivial, n_trials=n, client=client, max_concurrent=concurrency, progress=False)
     rate = n / (time.perf_counter() - t0)
     assert len(study.get_trials(["complete"])) == n
     return rate
@@ -58,8 +57,9 @@ def driver(client: Client, n: int, concurrency: int, storage: object) -> float:
 def simulated(n: int, workers: int, storage: object) -> float:
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), storage=storage)
     t0 = time.perf_counter()
-    study.optimize(trivial, n_trials=n, backend=ah.SimulatedBackend(n_workers=workers, seed=0),
-                   progress=False)
+    study.optimize(
+        trivial, n_trials=n, backend=ah.SimulatedBackend(n_workers=workers, seed=0), progress=False
+    )
     return time.perf_counter() - t0
 
 
@@ -75,8 +75,12 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp())
     rates: dict[str, list[float]] = {"raw": [], "memory": [], "sqlite": []}
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         concurrency = sum(client.nthreads().values())
         raw(client, 200, concurrency)  # warm up the workers
         driver(client, 200, concurrency, None)
@@ -86,8 +90,9 @@ def main() -> None:
             rates["sqlite"].append(driver(client, args.trials, concurrency, tmp / f"{i}.db"))
     sim = {
         "memory": [simulated(args.sim_trials, args.sim_workers, None) for _ in range(3)],
-        "sqlite": [simulated(args.sim_trials, args.sim_workers, tmp / f"sim{i}.db")
-                   for i in range(3)],
+        "sqlite": [
+            simulated(args.sim_trials, args.sim_workers, tmp / f"sim{i}.db") for i in range(3)
+        ],
     }
 
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -98,12 +103,16 @@ def main() -> None:
         "| driver | trials/s (median) | min-max | vs raw dask | driver cost |",
         "|---|---|---|---|---|",
     ]
-    for key, label in [("raw", "raw client.submit + as_completed"),
-                       ("memory", "asynchpo, journal in memory"),
-                       ("sqlite", "asynchpo, journal in SQLite")]:
+    for key, label in [
+        ("raw", "raw client.submit + as_completed"),
+        ("memory", "asynchpo, journal in memory"),
+        ("sqlite", "asynchpo, journal in SQLite"),
+    ]:
         ratio = med[key] / med["raw"]
-        lines.append(f"| {label} | {med[key]:.0f} | {min(rates[key]):.0f}-{max(rates[key]):.0f} "
-                     f"| {ratio:.2f} | {100 * (1 - ratio):.1f}% |")
+        lines.append(
+            f"| {label} | {med[key]:.0f} | {min(rates[key]):.0f}-{max(rates[key]):.0f} "
+            f"| {ratio:.2f} | {100 * (1 - ratio):.1f}% |"
+        )
     lines += [
         "",
         f"Simulated backend: {args.sim_trials} random-search trials on {args.sim_workers} "

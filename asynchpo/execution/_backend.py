@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +59,23 @@ class Finished:
     reports: list[dict[str, Any]] = field(default_factory=list)
     duration: float | None = None
 
+    @classmethod
+    def from_run(
+        cls, number: int, attempt: int, out: dict[str, Any], worker: str | None
+    ) -> Finished:
+        """From what :func:`asynchpo._report.run_trial` returned."""
+        return cls(
+            number,
+            attempt,
+            out["status"],
+            out["values"],
+            out["error"],
+            out["step"],
+            worker,
+            out["reports"],
+            out["end"] - out["start"],
+        )
+
 
 Message = Started | Reported | Finished
 
@@ -107,3 +126,37 @@ class Backend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Called once at the end of a run, after every trial is finished or cancelled."""
+
+
+class QueueBackend(Backend):
+    """A backend whose messages arrive in an asyncio queue, from any thread (see ``post``)."""
+
+    _queue: asyncio.Queue[Message | None] | None = None
+    _aloop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self, study_name: str) -> None:
+        self._queue = asyncio.Queue()
+        self._aloop = asyncio.get_running_loop()
+
+    def post(self, msg: Message | None) -> None:
+        """Queue ``msg`` for ``wait``; None only wakes it. Safe from any thread."""
+        if self._aloop is None or self._queue is None:
+            return
+        # a message may come after the run's loop is gone (an abandoned, timed-out trial)
+        with contextlib.suppress(RuntimeError):
+            self._aloop.call_soon_threadsafe(self._queue.put_nowait, msg)
+
+    async def wait(self, deadline: float | None) -> list[Message]:
+        assert self._queue is not None, "open() was not called"
+        timeout = None if deadline is None else max(0.0, deadline - self.now())
+        try:
+            first = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            return []
+        out = [first]
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return [m for m in out if m is not None]
+
+    def wake(self) -> None:
+        self.post(None)

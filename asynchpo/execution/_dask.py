@@ -18,7 +18,7 @@ from distributed import Client, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from asynchpo._report import TrialContext, run_trial
-from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
+from asynchpo.execution._backend import Finished, Job, QueueBackend, Reported, Started
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
     return out
 
 
-class DaskBackend(Backend):
+class DaskBackend(QueueBackend):
     """Runs each attempt of a trial as ``client.submit(..., pure=False)``.
 
     Futures get readable keys (``asynchpo-<study>-trial-<number>-<attempt>-<run>``, the study
@@ -81,7 +81,6 @@ class DaskBackend(Backend):
         self.restart_hung_workers = restart_hung_workers
         assert client.loop is not None, "the client is closed"
         self.loop = client.loop.asyncio_loop  # type: ignore[attr-defined]
-        self._queue: asyncio.Queue[Message | None] | None = None
         self._futures: dict[str, tuple[int, int]] = {}  # key -> (trial, attempt)
         self._by_number: dict[int, Any] = {}
         self._worker_of: dict[int, str] = {}
@@ -93,7 +92,7 @@ class DaskBackend(Backend):
         return max(1, sum(nthreads.values()))
 
     async def open(self, study_name: str) -> None:
-        self._queue = asyncio.Queue()
+        await super().open(study_name)
         run = uuid.uuid4().hex[:8]
         self._topic = f"asynchpo-{run}"
         # dask's dashboard names a task group by the key's leading alphabetic words
@@ -140,17 +139,7 @@ class DaskBackend(Backend):
         assert self._queue is not None
         if future.status == "finished":
             out = result
-            msg = Finished(
-                number,
-                attempt,
-                out["status"],
-                out["values"],
-                out["error"],
-                out["step"],
-                out.get("worker", worker),
-                out["reports"],
-                out["end"] - out["start"],
-            )
+            msg = Finished.from_run(number, attempt, out, out.get("worker", worker))
         elif future.status == "error":
             exc = result[1] if isinstance(result, tuple) else result
             status = "lost" if isinstance(exc, KilledWorker) else "error"
@@ -160,18 +149,6 @@ class DaskBackend(Backend):
         else:  # cancelled by the cluster (a restart, a closed client): the work was lost
             msg = Finished(number, attempt, "lost", error=f"future {future.status}", worker=worker)
         self._queue.put_nowait(msg)
-
-    async def wait(self, deadline: float | None) -> list[Message]:
-        assert self._queue is not None
-        timeout = None if deadline is None else max(0.0, deadline - self.now())
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return []
-        out = [first]
-        while not self._queue.empty():
-            out.append(self._queue.get_nowait())
-        return [m for m in out if m is not None]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -193,10 +170,6 @@ class DaskBackend(Backend):
                     None, lambda: restart([worker], 60, False)
                 )
             )
-
-    def wake(self) -> None:
-        if self._queue is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._queue.put_nowait, None)
 
     async def close(self) -> None:
         for number in list(self._by_number):

@@ -91,20 +91,7 @@ class SimulatedBackend(Backend):
         for i, r in enumerate(reports):
             t = start + (end - start) * (i + 1) / (len(reports) + 1)
             self._push(t, Reported(job.number, r["step"], r["metrics"], r["seq"]), job.attempt)
-        self._push(
-            end,
-            Finished(
-                job.number,
-                job.attempt,
-                out["status"],
-                out["values"],
-                out["error"],
-                out["step"],
-                name,
-                reports,
-            ),
-            job.attempt,
-        )
+        self._push(end, Finished.from_run(job.number, job.attempt, out, name), job.attempt)
 
     def _stale(self, entry: tuple[float, int, Message, int]) -> bool:
         live = self._live.get(entry[2].number)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+
+import pytest
+
+import asynchpo as ah
+from asynchpo.cli import main
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "runs.db"
+    space = ah.Space(lr=ah.Float(1e-4, 1e-1, log=True), act=ah.Categorical(["relu", "tanh"]))
+    study = ah.Study(space, objective="loss", storage=path, name="mlp")
+    study.add_trial({"lr": 1e-3, "act": "relu"}, 0.5)
+    study.add_trial({"lr": 1e-2, "act": "tanh"}, {"loss": 0.25, "acc": 0.9})
+    study.tell(study.ask(), error="CUDA out of memory")
+    study.ask()
+    other = ah.Study(space, direction="maximize", storage=path, name="other")
+    other.add_trial({"lr": 1e-3, "act": "relu"}, 3.0)
+    return path
+
+
+def test_studies_lists_counts_and_best(db, capsys):
+    assert main(["studies", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "study",
+        "trials",
+        "complete",
+        "running",
+        "failed",
+        "objective",
+        "best",
+    ]
+    assert lines[2].split() == ["mlp", "4", "2", "1", "1", "loss", "(min)", "0.25"]
+    assert lines[3].split() == ["other", "1", "1", "0", "0", "value", "(max)", "3"]
+
+
+def test_show_sorts_and_filters(db, capsys):
+    assert main(["show", str(db), "mlp", "--sort", "value"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.split()[0] for r in rows] == ["1", "0", "2", "3"]
+    assert "CUDA out of memory" in rows[2]
+    assert main(["show", str(db), "mlp", "--state", "failed"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert len(rows) == 1 and rows[0].split()[:2] == ["2", "failed"]
+
+
+def test_helpful_errors(db, tmp_path, capsys):
+    assert main(["show", str(db), "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no study 'nope'" in err and "['mlp', 'other']" in err
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["studies", str(tmp_path / "missing.db")])
+    with pytest.raises(SystemExit):
+        main(["show", str(db), "mlp", "--state", "finished"])
+
+
+def test_help_reads_well():
+    exe = shutil.which("asynchpo")
+    assert exe, "the asynchpo console script is not installed"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("demo", "studies", "show"):
+        assert f"asynchpo {command}" in out
+
+
+@pytest.mark.slow
+def test_demo_runs_a_real_study_and_resumes(tmp_path):
+    exe = shutil.which("asynchpo")
+    db = tmp_path / "demo.db"
+    args = [exe, "demo", "--trials", "6", "--workers", "1", "--storage", str(db), "--seed", "0"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "best trial #" in first.stdout and "error=" in first.stdout
+    assert "demo: 6/6 done" in first.stderr
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert second.returncode == 0 and "6 trials so far" in second.stdout
+    with sqlite3.connect(db) as conn:
+        kinds = [
+            k
+            for (k,) in conn.execute(
+                "SELECT json_extract(payload, '$.kind') FROM events WHERE study = 'demo'"
+            )
+        ]
+    assert kinds.count("trial_completed") == 12
+    study = ah.Study.load("demo", storage=db)
+    assert all(len(t.reports) == 3 for t in study.trials)  # one report per fold
+    assert 0.0 <= study.best_value < 0.2
