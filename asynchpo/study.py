@@ -501,27 +501,32 @@ class Study:
         objective: Objective,
         n_trials: int | None = None,
         timeout: float | None = None,
-        **kwargs: Any,
+        *,
+        client: Client | None = None,
+        backend: Backend | None = None,
+        max_concurrent: int | None = None,
+        trial_timeout: float | None = None,
+        max_retries: int = 2,
+        resources: Mapping[str, float] | None = None,
+        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
+        progress: bool | None = None,
     ) -> None:
         """:meth:`optimize` as a coroutine, for asynchronous code and asynchronous clients.
 
-        With a dask client, it must be awaited on the client's event loop.
+        Takes the same arguments. With a dask client, await it on the client's event loop.
         """
-        progress = kwargs.pop("progress", None)
         driver = self._make_run(
             objective,
             n_trials,
             timeout,
-            kwargs.pop("client", None),
-            kwargs.pop("backend", None),
-            kwargs.pop("max_concurrent", None),
-            kwargs.pop("trial_timeout", None),
-            kwargs.pop("max_retries", 2),
-            kwargs.pop("resources", None),
-            kwargs.pop("callbacks", None),
+            client,
+            backend,
+            max_concurrent,
+            trial_timeout,
+            max_retries,
+            resources,
+            callbacks,
         )
-        if kwargs:
-            raise TypeError(f"optimize_async got unexpected arguments {sorted(kwargs)}")
         await self._drive(driver, progress)
 
     def stop(self, cancel_running: bool = False) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -310,3 +311,38 @@ def test_repr_does_no_io(tmp_path):
         repr(study)
         == "<Study 's' minimize value: 1 complete, 0 running, 0 failed, best value=0.25>"
     )
+
+
+def test_optimize_blocks_fine_inside_a_running_event_loop():
+    # a notebook cell runs inside the kernel's event loop; optimize must not need that loop
+    async def cell():
+        study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
+        study.optimize(quad, n_trials=5, max_concurrent=2, progress=False)
+        study.optimize(quad, n_trials=5, backend=sim(), progress=False)
+        return study
+
+    study = asyncio.run(cell())
+    assert len(study.get_trials(["complete"])) == 10
+
+
+def test_optimize_async_and_its_argument_checks():
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
+    asyncio.run(study.optimize_async(quad, n_trials=6, backend=sim(), progress=False))
+    assert len(study.trials) == 6
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_trails'"):
+        asyncio.run(study.optimize_async(quad, n_trails=6, backend=sim()))
+
+
+def test_text_progress_line(capsys):
+    study = ah.Study(SPACE, objective="loss", name="demo", sampler=ah.RandomSampler(seed=0))
+
+    def objective(p):
+        if p["k"] == 3:
+            raise ValueError("no")
+        return quad(p)
+
+    study.optimize(objective, n_trials=20, backend=sim(), progress=True)
+    last = capsys.readouterr().err.rstrip().split("\r")[-1]
+    failed = len(study.get_trials(["failed"]))
+    assert last.startswith(f"demo: 20/20 done | 0 running | {failed} failed | best loss=")
+    assert f"best loss={study.best_value:.6g}" in last

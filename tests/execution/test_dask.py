@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -191,3 +192,30 @@ def test_a_hung_trial_times_out_and_its_worker_is_restarted():
         c.wait_for_workers(2, timeout=30)
         pids_after = set(c.run(os.getpid).values())
         assert len(pids_after) == 2 and len(pids_after & pids_before) == 1
+
+
+def test_optimize_async_on_an_asynchronous_client():
+    async def main():
+        async with (
+            LocalCluster(
+                n_workers=1,
+                threads_per_worker=2,
+                processes=False,
+                asynchronous=True,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster, asynchronous=True) as c,
+        ):
+            study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
+            await study.optimize_async(lambda p: p["x"] ** 2, n_trials=8, client=c, progress=False)
+            return study
+
+    study = asyncio.run(main())
+    assert len(study.get_trials(["complete"])) == 8
+    assert (
+        max(
+            sum(1 for u in study.trials if u.started_at <= t.started_at < u.finished_at)
+            for t in study.trials
+        )
+        <= 2
+    )
