@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from asynchpo._report import Pruned, report
 from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
-from asynchpo.samplers import BaseSampler, GridSampler, RandomSampler, SobolSampler
+from asynchpo.samplers import BaseSampler, GPSampler, GridSampler, RandomSampler, SobolSampler
 from asynchpo.space import Categorical, Float, Int, Space
 from asynchpo.storage import InMemoryStorage, SQLiteStorage
 from asynchpo.study import Study
@@ -18,6 +18,7 @@ __all__ = [
     "Categorical",
     "Failure",
     "Float",
+    "GPSampler",
     "GridSampler",
     "InMemoryStorage",
     "Int",

@@ -1,0 +1,27 @@
+"""Acquisition functions and their optimizer, on NumPy or (on a GPU) CuPy."""
+
+from __future__ import annotations
+
+from asynchpo.acquisition._functions import log_ei, log_h, rff_evaluate, rff_sample, ucb
+from asynchpo.acquisition._namespace import (
+    Namespace,
+    cupy_namespace,
+    get_namespace,
+    gpu_available,
+    numpy_namespace,
+)
+from asynchpo.acquisition._optimize import optimize_acquisition
+
+__all__ = [
+    "Namespace",
+    "cupy_namespace",
+    "get_namespace",
+    "gpu_available",
+    "log_ei",
+    "log_h",
+    "numpy_namespace",
+    "optimize_acquisition",
+    "rff_evaluate",
+    "rff_sample",
+    "ucb",
+]

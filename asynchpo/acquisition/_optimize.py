@@ -1,0 +1,95 @@
+"""Maximizing an acquisition function over the unit cube: a free function, no model inside."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Score = Callable[[np.ndarray], np.ndarray]
+
+
+def optimize_acquisition(
+    score: Score,
+    snap: Callable[[np.ndarray], np.ndarray],
+    base: np.ndarray,
+    anchors: np.ndarray,
+    avoid: np.ndarray,
+    rng: np.random.Generator,
+    n_starts: int = 8,
+    n_local: int = 32,
+    n_anchor: int = 256,
+    radii: tuple[float, ...] = (0.05, 0.015, 0.004),
+) -> tuple[np.ndarray, float]:
+    """The best point found for ``score`` (higher is better), and its score.
+
+    1. Candidates: the quasi-random ``base`` set (`c x d`) under a fresh random shift
+       (Cranley-Patterson), plus Gaussian perturbations of the ``anchors`` (the best points
+       so far, `a x d`) at two scales.
+    2. Refinement: from the ``n_starts`` best candidates, rounds of ``n_local`` Gaussian
+       perturbations with shrinking ``radii``, each start moving to its best neighbour.
+    3. A point equal (after ``snap``) to one of ``avoid`` (observed, failed or pending
+       points) is never returned while another candidate remains.
+
+    Args:
+        score: Scores of unit-cube points `m x d` (already snapped), `m`.
+        snap: Moves points onto the values the space can take.
+        base: Quasi-random points in the unit cube, `c x d`.
+        anchors: Points to search around, `a x d`.
+        avoid: Points not to return, `v x d`.
+        rng: Random source.
+        n_starts: Starting points of the refinement.
+        n_local: Neighbours per start and round.
+        n_anchor: Candidates around the anchors.
+        radii: Standard deviations of the refinement rounds, in unit-cube units.
+    """
+    d = base.shape[1]
+    shifted = (base + rng.random(d)) % 1.0
+    parts = [shifted]
+    if len(anchors) and n_anchor:
+        for sd in (0.1, 0.02):
+            reps = max(1, n_anchor // (2 * len(anchors)))
+            noise = rng.normal(0.0, sd, (len(anchors) * reps, d))
+            parts.append(np.repeat(anchors, reps, axis=0) + noise)
+    cands = snap(np.vstack(parts))
+    cands = _drop(cands, avoid)
+    if not len(cands):  # every candidate is taken: fall back to fresh random points
+        cands = _drop(snap(rng.random((4 * len(base) + 16, d))), avoid)
+        if not len(cands):
+            cands = snap(rng.random((1, d)))
+    values = score(cands)
+    order = np.argsort(-values)[:n_starts]
+    starts, best = cands[order], values[order]
+    for radius in radii:
+        trial = snap(
+            np.repeat(starts, n_local, axis=0) + rng.normal(0.0, radius, (len(starts) * n_local, d))
+        )
+        tv = score(trial)
+        taken = _taken(trial, avoid)
+        tv[taken] = -np.inf
+        tv = tv.reshape(len(starts), n_local)
+        arg = tv.argmax(axis=1)
+        better = tv[np.arange(len(starts)), arg] > best
+        trial = trial.reshape(len(starts), n_local, d)
+        starts[better] = trial[better, arg[better]]
+        best[better] = tv[better, arg[better]]
+    i = int(np.argmax(best))
+    return starts[i], float(best[i])
+
+
+def _keys(points: np.ndarray) -> np.ndarray:
+    """One hashable key per row, equal for rows equal to 9 decimals."""
+    rounded = np.ascontiguousarray(np.round(points, 9) + 0.0)  # + 0.0: no negative zeros
+    return rounded.view(np.dtype((np.void, rounded.dtype.itemsize * rounded.shape[1]))).ravel()
+
+
+def _taken(points: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    """Which rows of ``points`` coincide with a row of ``avoid`` (both snapped)."""
+    if not len(avoid) or not len(points):
+        return np.zeros(len(points), dtype=bool)
+    return np.asarray(np.isin(_keys(points), _keys(avoid)), dtype=bool)
+
+
+def _drop(points: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    kept: np.ndarray = points[~_taken(points, avoid)]
+    return kept

@@ -1,0 +1,191 @@
+"""The exact GP posterior in plain arrays, grown one observation at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
+
+from asynchpo.surrogate._kernel import matern52
+
+JITTER = 1e-8
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Kernel and noise hyperparameters, in standardized output units.
+
+    Attributes:
+        lengthscales: One per GP input, `D`.
+        outputscale: Prior variance of the latent function.
+        noise: Observation noise variance.
+    """
+
+    lengthscales: np.ndarray
+    outputscale: float
+    noise: float
+
+    @classmethod
+    def default(cls, dim: int) -> Hyper:
+        """The mode of the priors: what to use before any fit."""
+        from asynchpo.surrogate._fit import lengthscale_prior_loc
+
+        return cls(np.full(dim, np.exp(lengthscale_prior_loc(dim))), 1.0, 1e-4)
+
+
+class Posterior:
+    """A zero-mean GP conditioned on ``(X, y)`` through a Cholesky factor ``L``.
+
+    :meth:`add` conditions one more observation in by appending a row to ``L``: O(n^2),
+    the same factor a full refactorization would give (to rounding). :meth:`fantasize`
+    appends rows for pending points after the real ones, in the same buffer, without
+    copying it: the result is valid until the next :meth:`add`.
+
+    Args:
+        hyper: Kernel and noise hyperparameters.
+        X: Inputs, `n x D`.
+        y: Standardized outputs, `n`.
+
+    Example:
+        >>> X = np.array([[0.1], [0.5], [0.9]]); y = np.array([1.0, -1.0, 0.5])
+        >>> post = Posterior(Hyper(np.array([0.3]), 1.0, 1e-6), X, y)
+        >>> mean, var = post.predict(X)
+        >>> np.allclose(mean, y, atol=1e-3) and bool((var < 1e-3).all())
+        True
+    """
+
+    def __init__(self, hyper: Hyper, X: np.ndarray, y: np.ndarray):
+        self.hyper = hyper
+        n, D = X.shape
+        cap = max(64, 2 * n)
+        self._L = np.zeros((cap, cap))
+        self._X = np.zeros((cap, D))
+        self._y = np.zeros(cap)
+        self.n = n
+        self._X[:n], self._y[:n] = X, y
+        if n:
+            K = self._k(X, X) + (hyper.noise + JITTER) * np.eye(n)
+            self._L[:n, :n] = cholesky(K, lower=True)
+        self._alpha: np.ndarray | None = None
+
+    def _k(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        h = self.hyper
+        out: np.ndarray = matern52(A, B, h.lengthscales, h.outputscale, np)
+        return out
+
+    @property
+    def X(self) -> np.ndarray:
+        """The conditioned inputs, `n x D`."""
+        return self._X[: self.n]
+
+    @property
+    def y(self) -> np.ndarray:
+        """The conditioned outputs, `n`."""
+        return self._y[: self.n]
+
+    @property
+    def L(self) -> np.ndarray:
+        """The lower Cholesky factor of ``K + noise I``, `n x n`."""
+        return self._L[: self.n, : self.n]
+
+    def _grow(self, rows: int) -> None:
+        cap = len(self._L)
+        if self.n + rows <= cap:
+            return
+        new = max(2 * cap, self.n + rows)
+        L, X, y = np.zeros((new, new)), np.zeros((new, self._X.shape[1])), np.zeros(new)
+        L[: self.n, : self.n] = self.L
+        X[: self.n], y[: self.n] = self.X, self.y
+        self._L, self._X, self._y = L, X, y
+
+    def _append_rows(self, start: int, Xn: np.ndarray) -> None:
+        """Write Cholesky rows for ``Xn`` at ``start`` (rows before it untouched)."""
+        noise = self.hyper.noise + JITTER
+        for i, x in enumerate(Xn):
+            m = start + i
+            kx = self._k(self._X[:m], x[None, :])[:, 0]
+            row = solve_triangular(self._L[:m, :m], kx, lower=True, check_finite=False)
+            d2 = self.hyper.outputscale + noise - row @ row
+            self._L[m, :m] = row
+            self._L[m, m] = np.sqrt(max(d2, noise))  # a duplicate input must not break L
+            self._L[m, m + 1 :] = 0.0
+            self._X[m] = x
+
+    def add(self, x: np.ndarray, y: float) -> None:
+        """Condition one observation in: `D` input, standardized output. O(n^2)."""
+        self._grow(1)
+        self._append_rows(self.n, np.asarray(x, dtype=float)[None, :])
+        self._y[self.n] = y
+        self.n += 1
+        self._alpha = None
+
+    def alpha(self) -> np.ndarray:
+        """``(K + noise I)^-1 y``, `n`."""
+        if self._alpha is None:
+            self._alpha = cho_solve((self.L, True), self.y, check_finite=False)
+        return self._alpha
+
+    def fantasize(self, Xp: np.ndarray) -> Fantasy:
+        """This posterior with pending points conditioned in at their own mean (the
+        Kriging believer): the mean is unchanged, the variance shrinks around them."""
+        Xp = np.asarray(Xp, dtype=float).reshape(-1, self._X.shape[1])
+        self._grow(len(Xp))
+        self._append_rows(self.n, Xp)
+        return Fantasy(self, len(Xp))
+
+    def predict(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent mean and variance at `m x D` inputs, each `m`."""
+        return Fantasy(self, 0).predict(Xc)
+
+    def to(self, ns: Any, pending: int = 0) -> DevicePosterior:
+        """The arrays prediction needs, on the array namespace ``ns``."""
+        m = self.n + pending
+        xp = ns.xp
+        return DevicePosterior(
+            ns,
+            xp.asarray(self._L[:m, :m]),
+            xp.asarray(self._X[:m]),
+            xp.asarray(self.alpha()),
+            self.n,
+            xp.asarray(self.hyper.lengthscales),
+            self.hyper.outputscale,
+        )
+
+
+@dataclass
+class Fantasy:
+    """A posterior plus ``pending`` believer rows, sharing its buffers."""
+
+    base: Posterior
+    pending: int
+
+    def predict(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent mean and variance at `m x D` inputs, each `m`."""
+        from asynchpo.acquisition._namespace import numpy_namespace
+
+        mean, var = self.base.to(numpy_namespace(), self.pending).predict(np.asarray(Xc))
+        return np.asarray(mean), np.asarray(var)
+
+
+@dataclass
+class DevicePosterior:
+    """Prediction arrays on one array namespace (NumPy, or CuPy on a GPU)."""
+
+    ns: Any
+    L: Any  # `m x m`, real rows then believer rows
+    X: Any  # `m x D`
+    alpha: Any  # `n`, real rows only: believers do not move the mean
+    n: int
+    lengthscales: Any
+    outputscale: float
+
+    def predict(self, Xc: Any) -> tuple[Any, Any]:
+        """Latent mean and variance at `c x D` inputs (arrays of this namespace)."""
+        xp = self.ns.xp
+        Kc = matern52(Xc, self.X, self.lengthscales, self.outputscale, xp)
+        mean = Kc[:, : self.n] @ self.alpha
+        V = self.ns.solve_triangular(self.L, Kc.T)
+        var = xp.clip(self.outputscale - (V * V).sum(axis=0), 1e-12, None)
+        return mean, var

@@ -1,0 +1,197 @@
+"""Simple regret of asynchpo's samplers and Optuna's on the same functions, same budget,
+same simulated asynchronous workers (exponential durations, mean 1, seeded).
+
+    python -m benchmarks.regret [--functions branin hartmann6 ...] [--workers 1 8 32]
+        [--seeds 10] [--samplers gp optuna-gp optuna-tpe ...] [--out DIR]
+
+Writes ``DIR/regret.md`` (median and IQR of regret at 25/50/100 % of the budget and at
+equal virtual time) and ``DIR/regret.html`` (regret against evaluations, hvplot/bokeh,
+if hvplot is installed), plus the raw runs as ``DIR/regret.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import asynchpo as ah
+from benchmarks.functions import PROBLEMS, Problem
+
+Run = list[tuple[float, float]]  # (virtual finish time, value) in finishing order
+
+
+def run_asynchpo(
+    make: Callable[[int], ah.BaseSampler], problem: Problem, workers: int, seed: int
+) -> Run:
+    study = ah.Study(problem.space(), sampler=make(seed))
+    study.optimize(
+        problem.objective,
+        n_trials=problem.budget,
+        max_concurrent=workers,
+        backend=ah.SimulatedBackend(n_workers=workers, seed=seed),
+        progress=False,
+    )
+    done = sorted(study.get_trials(["complete"]), key=lambda t: (t.finished_at, t.number))
+    return [(float(t.finished_at), float(t.value)) for t in done]
+
+
+def run_optuna(make: Callable[[int], object], problem: Problem, workers: int, seed: int) -> Run:
+    """Optuna's ask/tell on the same virtual clock as ``SimulatedBackend``: a trial is
+    asked when a worker frees up and told when its drawn duration has passed."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=make(seed))
+    dists = {
+        n: optuna.distributions.FloatDistribution(lo, hi)
+        for n, (lo, hi) in zip(problem.names, problem.bounds, strict=True)
+    }
+    rng = np.random.default_rng(seed)
+    running: list[tuple[float, int, object, float]] = []
+    asked, out, now = 0, [], 0.0
+
+    def ask() -> None:
+        nonlocal asked
+        trial = study.ask(dists)
+        value = problem.objective(trial.params)
+        heapq.heappush(running, (now + float(rng.exponential(1.0)), asked, trial, value))
+        asked += 1
+
+    while asked < min(workers, problem.budget):
+        ask()
+    while running:
+        now, _, trial, value = heapq.heappop(running)
+        study.tell(trial, value)
+        out.append((now, value))
+        if asked < problem.budget:
+            ask()
+    return out
+
+
+def samplers() -> dict[str, tuple[str, Callable[[int], object]]]:
+    def optuna_sampler(name: str) -> Callable[[int], object]:
+        def make(seed: int) -> object:
+            import optuna
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return {
+                    "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+                    "tpe": lambda: optuna.samplers.TPESampler(
+                        seed=seed, constant_liar=True, multivariate=True
+                    ),
+                    "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
+                    "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+                }[name]()
+
+        return make
+
+    return {
+        "gp": ("asynchpo", lambda s: ah.GPSampler(seed=s)),
+        "gp-thompson": ("asynchpo", lambda s: ah.GPSampler(seed=s, acquisition="thompson")),
+        "random": ("asynchpo", lambda s: ah.RandomSampler(seed=s)),
+        "optuna-gp": ("optuna", optuna_sampler("gp")),
+        "optuna-tpe": ("optuna", optuna_sampler("tpe")),
+        "optuna-cmaes": ("optuna", optuna_sampler("cmaes")),
+        "optuna-random": ("optuna", optuna_sampler("random")),
+    }
+
+
+def regret_at(run: Run, optimum: float, n: int) -> float:
+    return min(v for _, v in run[:n]) - optimum
+
+
+def regret_by_time(run: Run, optimum: float, t: float) -> float:
+    seen = [v for when, v in run if when <= t]
+    return (min(seen) if seen else np.inf) - optimum
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--functions", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    p.add_argument("--workers", nargs="+", type=int, default=[1, 8, 32])
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument(
+        "--samplers", nargs="+", default=["gp", "optuna-gp", "optuna-tpe", "optuna-cmaes", "random"]
+    )
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = p.parse_args()
+    table = samplers()
+    rows = []  # (function, workers, sampler, seed, seconds, run)
+    for fname in args.functions:
+        problem = PROBLEMS[fname]
+        for w in args.workers:
+            for sname in args.samplers:
+                kind, make = table[sname]
+                runner = run_asynchpo if kind == "asynchpo" else run_optuna
+                for seed in range(args.seeds):
+                    t0 = time.perf_counter()
+                    run = runner(make, problem, w, seed)  # type: ignore[arg-type]
+                    rows.append((fname, w, sname, seed, time.perf_counter() - t0, run))
+                    print(
+                        f"{problem.name:13s} W={w:<3d} {sname:14s} seed={seed} "
+                        f"regret={regret_at(run, problem.optimum, len(run)):.3g} "
+                        f"({rows[-1][4]:.1f}s)",
+                        flush=True,
+                    )
+    write(rows, args)
+
+
+def write(rows: list, args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "Simple regret (best found minus optimum), median [IQR] over "
+        f"{args.seeds} seeds; simulated asynchronous workers, exponential durations "
+        "(mean 1). Command: `python -m benchmarks.regret "
+        + " ".join(
+            f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items()
+            if k != "out"
+        )
+        + "`",
+        "",
+    ]
+    lines += [
+        "| function | W | sampler | 25% | 50% | 100% | equal time | s/run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r[0], r[1]) for r in rows}, key=lambda k: (list(PROBLEMS).index(k[0]), k[1]))
+    csv = ["function,workers,sampler,seed,evaluation,finish_time,value"]
+    for fname, w in keys:
+        problem = PROBLEMS[fname]
+        group = [r for r in rows if r[0] == fname and r[1] == w]
+        # equal virtual time: the earliest time by which every sampler's runs are all done
+        t_eq = min(max(r[5][-1][0] for r in group if r[2] == s) for s in {r[2] for r in group})
+        for sname in dict.fromkeys(r[2] for r in group):
+            runs = [r for r in group if r[2] == sname]
+            cells = []
+            for frac in (0.25, 0.5, 1.0):
+                n = max(1, int(frac * problem.budget))
+                vals = [regret_at(r[5], problem.optimum, n) for r in runs]
+                cells.append(_fmt(vals))
+            cells.append(_fmt([regret_by_time(r[5], problem.optimum, t_eq) for r in runs]))
+            secs = np.median([r[4] for r in runs])
+            lines.append(
+                f"| {problem.name} | {w} | {sname} | " + " | ".join(cells) + f" | {secs:.1f} |"
+            )
+            for r in runs:
+                for i, (t, v) in enumerate(r[5]):
+                    csv.append(f"{fname},{w},{sname},{r[3]},{i + 1},{t:.6g},{v:.10g}")
+    (args.out / "regret.md").write_text("\n".join(lines) + "\n")
+    (args.out / "regret.csv").write_text("\n".join(csv) + "\n")
+    print("\n".join(lines))
+
+
+def _fmt(vals: list[float]) -> str:
+    q1, med, q3 = np.percentile(vals, [25, 50, 75])
+    return f"{med:.3g} [{q1:.2g}, {q3:.2g}]"
+
+
+if __name__ == "__main__":
+    main()
