@@ -5,14 +5,17 @@ same simulated asynchronous workers (exponential durations, mean 1, seeded).
         [--seeds 10] [--samplers gp optuna-gp optuna-tpe ...] [--out DIR]
 
 Writes ``DIR/regret.md`` (median and IQR of regret at 25/50/100 % of the budget and at
-equal virtual time) and ``DIR/regret.html`` (regret against evaluations, hvplot/bokeh,
-if hvplot is installed), plus the raw runs as ``DIR/regret.csv``.
+equal virtual time) and the raw runs as ``DIR/regret.csv``. Each run is also kept in
+``DIR/runs.jsonl``; a run already there (same function, workers, sampler, seed) is not run
+again, so peers are measured once and asynchpo's samplers can be re-measured alone
+(``--fresh gp`` drops the cached runs of ``gp`` first).
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -121,8 +124,18 @@ def main() -> None:
         "--samplers", nargs="+", default=["gp", "optuna-gp", "optuna-tpe", "optuna-cmaes", "random"]
     )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--fresh", nargs="*", default=[], help="samplers whose cached runs to drop")
     args = p.parse_args()
     table = samplers()
+    args.out.mkdir(parents=True, exist_ok=True)
+    cache_file = args.out / "runs.jsonl"
+    cache = {}
+    if cache_file.exists():
+        for line in cache_file.read_text().splitlines():
+            r = json.loads(line)
+            if r["sampler"] not in args.fresh:
+                cache[(r["function"], r["workers"], r["sampler"], r["seed"])] = r
+    cache_file.write_text("".join(json.dumps(r) + "\n" for r in cache.values()))
     rows = []  # (function, workers, sampler, seed, seconds, run)
     for fname in args.functions:
         problem = PROBLEMS[fname]
@@ -131,9 +144,29 @@ def main() -> None:
                 kind, make = table[sname]
                 runner = run_asynchpo if kind == "asynchpo" else run_optuna
                 for seed in range(args.seeds):
+                    hit = cache.get((fname, w, sname, seed))
+                    if hit is not None:
+                        rows.append(
+                            (fname, w, sname, seed, hit["seconds"], [tuple(x) for x in hit["run"]])
+                        )
+                        continue
                     t0 = time.perf_counter()
                     run = runner(make, problem, w, seed)  # type: ignore[arg-type]
                     rows.append((fname, w, sname, seed, time.perf_counter() - t0, run))
+                    with cache_file.open("a") as fh:
+                        fh.write(
+                            json.dumps(
+                                {
+                                    "function": fname,
+                                    "workers": w,
+                                    "sampler": sname,
+                                    "seed": seed,
+                                    "seconds": rows[-1][4],
+                                    "run": run,
+                                }
+                            )
+                            + "\n"
+                        )
                     print(
                         f"{problem.name:13s} W={w:<3d} {sname:14s} seed={seed} "
                         f"regret={regret_at(run, problem.optimum, len(run)):.3g} "
@@ -144,7 +177,6 @@ def main() -> None:
 
 
 def write(rows: list, args: argparse.Namespace) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
     lines = [
         "Simple regret (best found minus optimum), median [IQR] over "
         f"{args.seeds} seeds; simulated asynchronous workers, exponential durations "

@@ -20,6 +20,8 @@ def optimize_acquisition(
     n_local: int = 32,
     n_anchor: int = 256,
     radii: tuple[float, ...] = (0.05, 0.015, 0.004),
+    busy: np.ndarray | None = None,
+    separation: float = 2e-3,
 ) -> tuple[np.ndarray, float]:
     """The best point found for ``score`` (higher is better), and its score.
 
@@ -29,7 +31,8 @@ def optimize_acquisition(
     2. Refinement: from the ``n_starts`` best candidates, rounds of ``n_local`` Gaussian
        perturbations with shrinking ``radii``, each start moving to its best neighbour.
     3. A point equal (after ``snap``) to one of ``avoid`` (observed, failed or pending
-       points) is never returned while another candidate remains.
+       points), or within ``separation`` (in every coordinate) of one of ``busy`` (the
+       running trials), is never returned while another candidate remains.
 
     Args:
         score: Scores of unit-cube points `m x d` (already snapped), `m`.
@@ -42,7 +45,15 @@ def optimize_acquisition(
         n_local: Neighbours per start and round.
         n_anchor: Candidates around the anchors.
         radii: Standard deviations of the refinement rounds, in unit-cube units.
+        busy: Points of running trials, `p x d`.
+        separation: Least distance (max-norm, unit cube) from a running trial.
     """
+    busy = np.empty((0, base.shape[1])) if busy is None else busy
+
+    def excluded(points: np.ndarray) -> np.ndarray:
+        out: np.ndarray = _taken(points, avoid) | _near(points, busy, separation)
+        return out
+
     d = base.shape[1]
     shifted = (base + rng.random(d)) % 1.0
     parts = [shifted]
@@ -52,11 +63,10 @@ def optimize_acquisition(
             noise = rng.normal(0.0, sd, (len(anchors) * reps, d))
             parts.append(np.repeat(anchors, reps, axis=0) + noise)
     cands = snap(np.vstack(parts))
-    cands = _drop(cands, avoid)
+    cands = cands[~excluded(cands)]
     if not len(cands):  # every candidate is taken: fall back to fresh random points
-        cands = _drop(snap(rng.random((4 * len(base) + 16, d))), avoid)
-        if not len(cands):
-            cands = snap(rng.random((1, d)))
+        cands = snap(rng.random((4 * len(base) + 16, d)))
+        cands = cands[~excluded(cands)] if (~excluded(cands)).any() else cands[:1]
     values = score(cands)
     order = np.argsort(-values)[:n_starts]
     starts, best = cands[order], values[order]
@@ -65,8 +75,7 @@ def optimize_acquisition(
             np.repeat(starts, n_local, axis=0) + rng.normal(0.0, radius, (len(starts) * n_local, d))
         )
         tv = score(trial)
-        taken = _taken(trial, avoid)
-        tv[taken] = -np.inf
+        tv[excluded(trial)] = -np.inf
         tv = tv.reshape(len(starts), n_local)
         arg = tv.argmax(axis=1)
         better = tv[np.arange(len(starts)), arg] > best
@@ -90,6 +99,9 @@ def _taken(points: np.ndarray, avoid: np.ndarray) -> np.ndarray:
     return np.asarray(np.isin(_keys(points), _keys(avoid)), dtype=bool)
 
 
-def _drop(points: np.ndarray, avoid: np.ndarray) -> np.ndarray:
-    kept: np.ndarray = points[~_taken(points, avoid)]
-    return kept
+def _near(points: np.ndarray, busy: np.ndarray, separation: float) -> np.ndarray:
+    """Which rows of ``points`` lie within ``separation`` (max-norm) of a row of ``busy``."""
+    if not len(busy) or not len(points) or separation <= 0:
+        return np.zeros(len(points), dtype=bool)
+    dist = np.abs(points[:, None, :] - busy[None, :, :]).max(axis=2)
+    return np.asarray((dist < separation).any(axis=1), dtype=bool)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+from asynchpo.acquisition import log_ei, log_h, optimize_acquisition, rff_evaluate, rff_sample, ucb
+from asynchpo.surrogate import Hyper, Posterior
+
+
+def exact_log_h(z: float) -> float:
+    with mpmath.workdps(50):
+        z = mpmath.mpf(z)
+        return float(mpmath.log(mpmath.npdf(z) + z * mpmath.ncdf(z)))
+
+
+Z = [-1e4, -300.0, -40.0, -10.0, -5.0, -1.5, -1.0, -0.999, -0.3, 0.0, 0.7, 3.0, 12.0]
+
+
+def test_log_h_matches_high_precision_everywhere(ns):
+    got = ns.to_numpy(log_h(ns.xp.asarray(Z), ns))
+    want = np.array([exact_log_h(z) for z in Z])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_log_ei_is_the_log_of_the_closed_form(ns):
+    rng = np.random.default_rng(0)
+    mean, var, best = rng.normal(size=50), rng.uniform(0.01, 2.0, 50), 0.3
+    sigma = np.sqrt(var)
+    z = (best - mean) / sigma
+    phi = np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+    ei = sigma * (phi + z * cdf)
+    xp = ns.xp
+    got = ns.to_numpy(log_ei(xp.asarray(mean), xp.asarray(var), best, ns))
+    np.testing.assert_allclose(got, np.log(ei), rtol=1e-9)
+    # far below the best, EI underflows to 0 but its log stays finite and ordered
+    far = ns.to_numpy(log_ei(xp.asarray([50.0, 60.0]), xp.asarray([1e-2, 1e-2]), 0.0, ns))
+    assert np.isfinite(far).all() and far[0] > far[1]
+
+
+def test_ucb_is_the_negated_lower_bound(ns):
+    xp = ns.xp
+    got = ns.to_numpy(ucb(xp.asarray([1.0, -2.0]), xp.asarray([4.0, 0.25]), 9.0, ns))
+    np.testing.assert_allclose(got, [-(1.0 - 3 * 2.0), -(-2.0 - 3 * 0.5)])
+
+
+def test_random_fourier_draws_have_the_kernels_covariance(ns):
+    hyper = Hyper(np.array([0.4]), 1.3, 1e-6)
+    rng = np.random.default_rng(0)
+    x = np.array([[0.0], [0.2], [0.6]])
+    draws = []
+    for _ in range(2000):  # prior draws: no data
+        omega, phase, w = rff_sample(
+            np.empty((0, 1)),
+            np.empty(0),
+            hyper.lengthscales,
+            hyper.outputscale,
+            1.0,
+            rng,
+            n_features=128,
+        )
+        xp = ns.xp
+        draws.append(
+            ns.to_numpy(
+                rff_evaluate(
+                    xp.asarray(x),
+                    xp.asarray(omega),
+                    xp.asarray(phase),
+                    xp.asarray(w),
+                    hyper.outputscale,
+                    ns,
+                )
+            )
+        )
+    emp = np.cov(np.array(draws).T)
+    K = Posterior(hyper, x, np.zeros(3)).L
+    np.testing.assert_allclose(emp, K @ K.T, atol=0.15)
+
+
+def test_random_fourier_posterior_draws_interpolate_the_data():
+    rng = np.random.default_rng(0)
+    X = rng.random((15, 2))
+    y = np.sin(5 * X[:, 0]) + X[:, 1]
+    omega, phase, w = rff_sample(X, y, np.array([0.3, 0.3]), 1.0, 1e-4, rng, n_features=1024)
+    from asynchpo.acquisition import numpy_namespace
+
+    f = rff_evaluate(X, omega, phase, w, 1.0, numpy_namespace())
+    assert np.abs(f - y).max() < 0.1
+
+
+def test_optimizer_finds_the_peak_and_avoids_taken_points():
+    rng = np.random.default_rng(0)
+    peak = np.array([0.731, 0.2, 0.55])
+
+    def score(U):
+        return -((U - peak) ** 2).sum(axis=1)
+
+    base = rng.random((512, 3))
+    u, val = optimize_acquisition(
+        score, lambda U: np.clip(U, 0, 1), base, np.empty((0, 3)), np.empty((0, 3)), rng
+    )
+    assert np.abs(u - peak).max() < 0.01 and val > -1e-4
+
+    def snap(U):  # a grid of 11 values per coordinate: the peak itself is taken
+        return np.round(np.clip(U, 0, 1) * 10) / 10
+
+    taken = snap(peak[None, :])
+    u, _ = optimize_acquisition(score, snap, base, taken, taken, rng)
+    assert not np.allclose(u, taken[0]) and np.abs(u - taken[0]).max() <= 0.1 + 1e-12
+
+
+@pytest.mark.parametrize("n_taken", [0, 5])
+def test_optimizer_returns_points_of_the_space(n_taken):
+    rng = np.random.default_rng(1)
+
+    def snap(U):
+        return (np.floor(np.clip(U, 0, 1 - 1e-12) * 4) + 0.5) / 4
+
+    taken = snap(rng.random((n_taken, 2)))
+    u, _ = optimize_acquisition(
+        lambda U: U.sum(axis=1), snap, rng.random((64, 2)), taken, taken, rng
+    )
+    np.testing.assert_array_equal(snap(u[None, :])[0], u)

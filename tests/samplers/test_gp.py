@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import asynchpo as ah
+import asynchpo.samplers._gp as gp_module
+from asynchpo.samplers import GPSampler, History
+from asynchpo.testing import MIXED, SamplerContract
+
+
+class TestGP(SamplerContract):
+    def make(self, seed):
+        return GPSampler(seed=seed, n_initial=5)
+
+
+class TestGPThompson(SamplerContract):
+    def make(self, seed):
+        return GPSampler(seed=seed, n_initial=5, acquisition="thompson")
+
+
+def _history(space, n, seed=0, f=None):
+    rng = np.random.default_rng(seed)
+    X = np.array([space.encode(p) for p in space.sample(rng, n)]).reshape(n, space.dim)
+    y = f(X) if f else np.sin(5 * X[:, 0]) + X[:, 1 % space.dim]
+    return History(space, X, y, np.empty((0, space.dim)), n)
+
+
+SPACE3 = ah.Space(a=ah.Float(0, 1), b=ah.Float(0, 1), c=ah.Float(0, 1))
+
+
+@pytest.mark.parametrize("acquisition", ["log_ei", "thompson", "ucb"])
+def test_no_duplicates_among_32_pending_trials(acquisition):
+    hist = _history(SPACE3, 30)
+    sampler = GPSampler(seed=0, acquisition=acquisition)
+    pending = np.empty((0, 3))
+    for _ in range(32):  # one suggestion at a time, each one then running
+        u = sampler.suggest(hist, pending, 1)
+        pending = np.vstack([pending, u])
+    dist = np.sqrt(((pending[:, None] - pending[None]) ** 2).sum(-1))
+    dist[np.diag_indices(32)] = np.inf
+    assert dist.min() > 1e-3, "two workers were sent to the same place"
+    obs = np.sqrt(((pending[:, None] - hist.X[None]) ** 2).sum(-1))
+    assert obs.min() > 1e-6
+    batch = GPSampler(seed=0, acquisition=acquisition).suggest(hist, np.empty((0, 3)), 32)
+    dist = np.sqrt(((batch[:, None] - batch[None]) ** 2).sum(-1))
+    dist[np.diag_indices(32)] = np.inf
+    assert batch.shape == (32, 3) and dist.min() > 1e-3
+
+
+def test_pending_points_change_the_suggestion():
+    hist = _history(SPACE3, 30)
+    free = GPSampler(seed=0).suggest(hist, np.empty((0, 3)), 1)
+    busy = GPSampler(seed=0).suggest(hist, free, 1)
+    assert np.abs(free - busy).max() > 1e-3
+
+
+def test_discrete_spaces_are_never_suggested_twice():
+    space = ah.Space(k=ah.Int(0, 3), c=ah.Categorical(["a", "b"]))  # 8 points in all
+    study = ah.Study(space, sampler=GPSampler(seed=0, n_initial=2))
+    study.optimize(
+        lambda p: p["k"] + (p["c"] == "b"),
+        n_trials=8,
+        progress=False,
+        backend=ah.SimulatedBackend(n_workers=3, seed=0),
+    )
+    seen = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(seen)) == 8
+
+
+def test_failed_duplicate_and_constant_results_do_not_break_it():
+    def objective(p):
+        if p["a"] > 0.8:
+            raise RuntimeError("diverged")
+        return 1.0  # constant
+
+    study = ah.Study(SPACE3, sampler=GPSampler(seed=0, n_initial=4))
+    study.add_trial({"a": 0.5, "b": 0.5, "c": 0.5}, 1.0)
+    study.add_trial({"a": 0.5, "b": 0.5, "c": 0.5}, 1.0)
+    study.optimize(
+        objective, n_trials=25, backend=ah.SimulatedBackend(n_workers=4, seed=0), progress=False
+    )
+    assert len(study.trials) == 27
+    failed = study.get_trials(["failed"])
+    assert failed and all(t.params["a"] > 0.8 for t in failed)
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_it_optimizes_in_both_directions(direction):
+    sign = 1 if direction == "minimize" else -1
+    space = ah.Space(x=ah.Float(-2, 2), y=ah.Float(-2, 2))
+    study = ah.Study(space, direction=direction, sampler=GPSampler(seed=1))
+    study.optimize(
+        lambda p: sign * ((p["x"] - 0.5) ** 2 + (p["y"] + 1) ** 2),
+        n_trials=30,
+        backend=ah.SimulatedBackend(n_workers=4, seed=0),
+        progress=False,
+    )
+    assert abs(study.best_params["x"] - 0.5) < 0.1 and abs(study.best_params["y"] + 1) < 0.1
+
+
+def test_beats_random_search_on_hartmann6_with_8_workers():
+    from benchmarks.functions import PROBLEMS
+
+    problem = PROBLEMS["hartmann6"]
+    found = {}
+    for name, sampler in [("gp", GPSampler(seed=0)), ("random", ah.RandomSampler(seed=0))]:
+        study = ah.Study(problem.space(), sampler=sampler)
+        study.optimize(
+            problem.objective,
+            n_trials=60,
+            progress=False,
+            backend=ah.SimulatedBackend(n_workers=8, seed=0),
+        )
+        found[name] = study.best_value - problem.optimum
+    assert found["gp"] < 0.2 < found["random"]
+
+
+def test_seeded_runs_are_reproducible_refits_included():
+    def run():
+        study = ah.Study(SPACE3, sampler=GPSampler(seed=3))
+        study.optimize(
+            lambda p: (p["a"] - 0.3) ** 2 + p["b"] * p["c"],
+            n_trials=40,
+            backend=ah.SimulatedBackend(n_workers=5, seed=3),
+            progress=False,
+        )
+        return [tuple(t.params.values()) for t in study.trials]
+
+    assert run() == run()
+
+
+def test_suggest_never_waits_for_a_fit(monkeypatch):
+    real = gp_module.fit_hyper
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(2.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gp_module, "fit_hyper", slow_fit)
+    sampler = GPSampler(seed=None, prefetch=False)
+    hist = _history(SPACE3, 30)
+    t0 = time.perf_counter()
+    for _ in range(3):  # the first fit is under way the whole time
+        sampler.suggest(hist, np.empty((0, 3)), 1)
+    assert time.perf_counter() - t0 < 1.0, "suggest waited for a fit"
+    assert sampler._job is not None and not sampler._job.done()
+    fitted = sampler._job.result().hyper
+    sampler.suggest(hist, np.empty((0, 3)), 1)
+    assert sampler._job is None and sampler._hyper is fitted  # swapped in once ready
+
+
+def test_prefetch_hands_out_the_point_computed_in_the_background():
+    hist = _history(SPACE3, 30)
+    pending = np.random.default_rng(5).random((6, 3))
+    sampler = GPSampler(seed=0)  # 6 running: prefetch is on
+    first = sampler.suggest(hist, pending, 1)
+    assert sampler._prefetched is not None
+    expected = sampler._prefetched.result()[0]
+    second = sampler.suggest(hist, np.vstack([pending, first]), 1)
+    np.testing.assert_array_equal(second[0], expected)
+    assert np.abs(second - first).max() > 1e-3
+    # a prefetched point someone else took meanwhile is not handed out twice
+    taken = sampler._prefetched.result()[0]
+    third = sampler.suggest(hist, np.vstack([pending, first, second, taken[None, :]]), 1)
+    assert np.abs(third - taken).max() > 1e-9
+    lone = GPSampler(seed=0)  # one trial running: no prefetch, every result counts
+    lone.suggest(hist, pending[:1], 1)
+    assert lone._prefetched is None
+
+
+def test_bad_arguments_are_named():
+    for kwargs, match in [
+        ({"acquisition": "ei"}, "acquisition must be one of"),
+        ({"device": "tpu"}, "device must be"),
+        ({"beta": 0}, "beta must be a number > 0"),
+        ({"n_initial": 0}, "n_initial must be an integer >= 1"),
+        ({"n_candidates": -5}, "n_candidates must be an integer >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            GPSampler(**kwargs)
+
+
+def test_mixed_space_suggestions_decode_to_valid_params():
+    hist = _history(MIXED, 20, f=lambda X: X.sum(axis=1))
+    U = GPSampler(seed=0, n_initial=5).suggest(hist, np.empty((0, MIXED.dim)), 4)
+    for params in MIXED.decode_many(U):
+        assert MIXED.check(params) == params
+
+
+def test_gpu_path_runs_where_a_gpu_is(ns):
+    if not ns.gpu:
+        pytest.skip("NumPy is covered by every other test")
+    hist = _history(SPACE3, 30)
+    cpu = GPSampler(seed=0, device="cpu", n_candidates=4096).suggest(hist, np.empty((0, 3)), 1)
+    gpu = GPSampler(seed=0, device="gpu").suggest(hist, np.empty((0, 3)), 1)
+    assert cpu.shape == gpu.shape == (1, 3)

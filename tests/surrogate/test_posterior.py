@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asynchpo import Categorical, Float, Int, Space
+from asynchpo.surrogate import Features, Hyper, Posterior, Warp, fit_hyper
+
+HYPER = Hyper(np.array([0.3, 0.5, 0.2]), 1.7, 1e-4)
+
+
+def data(n, seed=0, D=3):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, D))
+    return X, np.sin(6 * X[:, 0]) + X[:, 1] ** 2 - X[:, 2]
+
+
+def test_rank_one_updates_match_a_full_refactorization():
+    X, y = data(60)
+    grown = Posterior(HYPER, X[:10], y[:10])
+    for x, v in zip(X[10:], y[10:], strict=True):
+        grown.add(x, v)
+    full = Posterior(HYPER, X, y)
+    np.testing.assert_allclose(grown.L, full.L, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(grown.alpha(), full.alpha(), atol=1e-8, rtol=1e-8)
+    Xc = np.random.default_rng(1).random((50, 3))
+    for a, b in zip(grown.predict(Xc), full.predict(Xc), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+
+
+def test_growing_past_the_buffer_keeps_the_factor():
+    X, y = data(200)
+    post = Posterior(HYPER, X[:1], y[:1])
+    for x, v in zip(X[1:], y[1:], strict=True):
+        post.add(x, v)
+    np.testing.assert_allclose(
+        post.L @ post.L.T, Posterior(HYPER, X, y).L @ Posterior(HYPER, X, y).L.T, atol=1e-8
+    )
+
+
+def test_believer_fantasies_keep_the_mean_and_match_conditioning_on_the_mean():
+    X, y = data(40)
+    post = Posterior(HYPER, X, y)
+    Xp = np.random.default_rng(2).random((5, 3))
+    Xc = np.random.default_rng(3).random((30, 3))
+    mean0, var0 = post.predict(Xc)
+    mean_p = post.predict(Xp)[0]
+    fant = post.fantasize(Xp)
+    mean1, var1 = fant.predict(Xc)
+    np.testing.assert_allclose(mean1, mean0, atol=1e-10)
+    assert (var1 <= var0 + 1e-12).all()
+    want = Posterior(HYPER, np.vstack([X, Xp]), np.concatenate([y, mean_p])).predict(Xc)
+    np.testing.assert_allclose(mean1, want[0], atol=1e-8)
+    np.testing.assert_allclose(var1, want[1], atol=1e-8)
+    # at a pending point itself the uncertainty is (almost) gone
+    assert (fant.predict(Xp)[1] < 1e-3).all() and (post.predict(Xp)[1] > 1e-3).all()
+
+
+def test_the_posterior_is_gpytorchs_exact_posterior():
+    import gpytorch
+    import torch
+
+    X, y = data(30)
+    post = Posterior(HYPER, X, y)
+    Xc = np.random.default_rng(4).random((20, 3))
+    tX, ty = torch.tensor(X), torch.tensor(y)
+    lik = gpytorch.likelihoods.GaussianLikelihood().double()
+    lik.noise = HYPER.noise + 1e-8
+
+    class M(gpytorch.models.ExactGP):
+        def __init__(self):
+            super().__init__(tX, ty, lik)
+            self.covar = gpytorch.kernels.ScaleKernel(
+                gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=3)
+            )
+
+        def forward(self, x):
+            return gpytorch.distributions.MultivariateNormal(
+                torch.zeros(len(x)).double(), self.covar(x)
+            )
+
+    m = M().double()
+    m.covar.base_kernel.lengthscale = torch.tensor(HYPER.lengthscales)
+    m.covar.outputscale = HYPER.outputscale
+    m.eval()
+    with torch.no_grad(), gpytorch.settings.fast_pred_var(False):
+        f = m(torch.tensor(Xc))
+    mean, var = post.predict(Xc)
+    np.testing.assert_allclose(mean, f.mean.numpy(), atol=1e-6)
+    np.testing.assert_allclose(var, f.variance.numpy(), atol=1e-6)
+
+
+def test_duplicate_inputs_do_not_break_the_factor():
+    X, y = data(10)
+    post = Posterior(HYPER, X, y)
+    for _ in range(5):
+        post.add(X[3], y[3] + 0.01)
+    assert np.isfinite(post.L).all() and np.isfinite(post.alpha()).all()
+    mean, var = post.predict(X[3:4])
+    assert np.isfinite(mean).all() and (var >= 0).all()
+
+
+def test_fit_finds_the_lengthscales_that_made_the_data():
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 2))
+    true = Hyper(np.array([0.15, 3.0]), 1.0, 1e-4)  # wiggly in x0, almost flat in x1
+    K = Posterior(true, X, np.zeros(80)).L
+    y = K @ rng.standard_normal(80)
+    fitted = fit_hyper(X, (y - y.mean()) / y.std())
+    assert fitted.lengthscales[0] < 0.5 < 1.5 < fitted.lengthscales[1]
+    again = fit_hyper(X, (y - y.mean()) / y.std(), start=fitted, max_iter=5)
+    np.testing.assert_allclose(again.lengthscales, fitted.lengthscales, rtol=0.2)
+
+
+def test_features_snap_discrete_values_and_one_hot_categoricals():
+    space = Space(
+        x=Float(0, 1),
+        k=Int(1, 4),
+        q=Float(0, 1, step=0.5),
+        n=Int(1, 1000, log=True),
+        c=Categorical(["a", "b", "c"]),
+    )
+    f = Features(space)
+    U = np.random.default_rng(0).random((200, 5))
+    S = f.snap(U)
+    for row in S:  # a snapped point is exactly the encoding of the value it decodes to
+        np.testing.assert_allclose(space.encode(space.decode(row)), row, atol=1e-12)
+    G = f(S)
+    assert G.shape == (200, 4 + 3) and f.dim == 7
+    np.testing.assert_array_equal(G[:, 4:].sum(axis=1), 1.0)
+    np.testing.assert_array_equal(G[:, :4], S[:, :4])
+
+
+@pytest.mark.parametrize(
+    "y", [np.array([1.0, 2.0, 3.0, 4.0, 1e6]), np.array([5.0, 5.0, 5.0]), np.array([0.0])]
+)
+def test_warp_is_monotone_and_standardizes(y):
+    w = Warp.fit(y)
+    z = w(y)
+    assert np.isfinite(z).all()
+    assert (np.diff(z[np.argsort(y)]) >= -1e-12).all()
+    if np.std(y) > 0 and len(y) > 2:
+        assert abs(z.mean()) < 1e-9 and abs(z.std() - 1) < 1e-9
+        assert z.max() < 3  # the outlier is pulled in
