@@ -41,14 +41,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from distributed import Client, LocalCluster
 
     from asynchpo import demo
-    from asynchpo.samplers import RandomSampler
+    from asynchpo.samplers import GPSampler
     from asynchpo.study import Study
 
     study = Study(
         demo.space(),
         objective="error",
         direction="minimize",
-        sampler=RandomSampler(seed=args.seed),
+        sampler=GPSampler(seed=args.seed),
         storage=args.storage,
         name=args.name,
         load_if_exists=True,

@@ -28,7 +28,7 @@ from asynchpo.events import (
     TrialPruned,
 )
 from asynchpo.execution import Backend, Driver, LocalBackend, RunConfig
-from asynchpo.samplers import BaseSampler, History, RandomSampler
+from asynchpo.samplers import BaseSampler, GPSampler, History
 from asynchpo.space import Space
 from asynchpo.storage import BaseStorage, get_storage
 from asynchpo.trial import Failure, Trial, TrialState
@@ -60,7 +60,7 @@ class Study:
         objective: The name of the metric to optimize. An objective function may return a
             bare number (stored under this name) or a dict of metrics that contains it.
         direction: ``"minimize"`` or ``"maximize"``.
-        sampler: Decides the next parameters; a :class:`~asynchpo.RandomSampler` if None.
+        sampler: Decides the next parameters; a :class:`~asynchpo.GPSampler` if None.
         storage: Where the journal lives: a file path (SQLite, the default for keeping
             results), None (in memory), or a :class:`~asynchpo.storage.BaseStorage`.
         name: The study's name in its storage; a fresh unique name if None.
@@ -130,7 +130,7 @@ class Study:
 
     def _setup(self, name: str, storage: BaseStorage, sampler: BaseSampler | None) -> None:
         if sampler is None:
-            sampler = RandomSampler()
+            sampler = GPSampler()
         if not isinstance(sampler, BaseSampler):
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")
         self.name, self._storage, self.sampler = name, storage, sampler
