@@ -54,9 +54,10 @@ def _refit(FX: np.ndarray, y: np.ndarray, start: Hyper | None) -> _Fit:
 class GPSampler(BaseSampler):
     """Bayesian optimization with a Gaussian process, for trials that finish in any order.
 
-    The first trials come from a scrambled Sobol' design (``n_initial`` complete trials,
-    ``clip(2 d + 2, 6, 20)`` by default; with ``W`` workers the first ``W`` asks are design
-    points too, as nothing has finished yet). After that, each suggestion:
+    The first trials come from a scrambled Sobol' design, until ``n_initial`` trials are
+    complete: by default ``clip(2 d + 2, 6, 20)`` less the trials running (at least
+    ``d + 1``), since with ``W`` workers the first ``W`` asks are design points anyway. After
+    that, each suggestion:
 
     - conditions the GP (Matern-5/2, ARD, dimension-scaled lengthscale prior, Yeo-Johnson
       warped and standardized outputs) on every complete trial, each new one by a rank-1
@@ -239,11 +240,7 @@ class GPSampler(BaseSampler):
                 ]
                 return ns.to_numpy(xp.concatenate(out))
         else:
-            # the believer's incumbent counts the pending points at their believed values,
-            # or EI near a promising pending point stays positive and draws a second worker
             best = float(np.min(post.y))
-            if len(P):
-                best = min(best, float(np.min(post.predict(F(P))[0])))
 
             def score(U: np.ndarray) -> np.ndarray:
                 out = []
@@ -265,7 +262,9 @@ class GPSampler(BaseSampler):
             self._space = space
             self._reset()
             self._features = Features(space)
-        n_initial = self.n_initial or int(np.clip(2 * space.dim + 2, 6, 20))
+        # the first W asks of W workers are design points anyway: count them in
+        d = space.dim
+        n_initial = self.n_initial or max(d + 1, int(np.clip(2 * d + 2, 6, 20)) - len(pending))
         if len(history.y) < n_initial or n == 0:
             return self._design.suggest(history, pending, n)
         handed: list[np.ndarray] = []
