@@ -21,7 +21,7 @@ def optimize_acquisition(
     n_anchor: int = 256,
     radii: tuple[float, ...] = (0.05, 0.015, 0.004),
     busy: np.ndarray | None = None,
-    separation: float = 5e-4,
+    separation: float = 1e-3,
 ) -> tuple[np.ndarray, float]:
     """The best point found for ``score`` (higher is better), and its score.
 
