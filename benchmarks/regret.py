@@ -5,7 +5,9 @@ same simulated asynchronous workers (exponential durations, mean 1, seeded).
         [--seeds 10] [--samplers gp optuna-gp optuna-tpe ...] [--out DIR]
 
 Writes ``DIR/regret.md`` (median and IQR of regret at 25/50/100 % of the budget and at
-equal virtual time) and the raw runs as ``DIR/regret.csv``. Each run is also kept in
+equal virtual time), ``DIR/regret.html`` (median regret against evaluations, one panel per
+function and worker count; hvplot/bokeh, resources inlined so it opens offline) and the
+raw runs as ``DIR/regret.csv``. Each run is also kept in
 ``DIR/runs.jsonl``; a run already there (same function, workers, sampler, seed) is not run
 again, so peers are measured once and asynchpo's samplers can be re-measured alone
 (``--fresh gp`` drops the cached runs of ``gp`` first).
@@ -217,7 +219,41 @@ def write(rows: list, args: argparse.Namespace) -> None:
                     csv.append(f"{fname},{w},{sname},{r[3]},{i + 1},{t:.6g},{v:.10g}")
     (args.out / "regret.md").write_text("\n".join(lines) + "\n")
     (args.out / "regret.csv").write_text("\n".join(csv) + "\n")
+    figure(args.out / "regret.csv", args.out / "regret.html")
     print("\n".join(lines))
+
+
+def figure(csv: Path, html: Path) -> None:
+    """Median best-so-far regret against evaluations, per function and worker count."""
+    import holoviews as hv
+    import hvplot.pandas  # noqa: F401 - registers .hvplot
+    import pandas as pd
+    from bokeh.resources import INLINE
+
+    df = pd.read_csv(csv)
+    df["optimum"] = df["function"].map({k: p.optimum for k, p in PROBLEMS.items()})
+    df = df.sort_values(["function", "workers", "sampler", "seed", "evaluation"])
+    keys = ["function", "workers", "sampler", "seed"]
+    df["regret"] = df.groupby(keys)["value"].cummin() - df["optimum"]
+    med = df.groupby(["function", "workers", "sampler", "evaluation"], as_index=False)[
+        "regret"
+    ].median()
+    med["regret"] = med["regret"].clip(lower=1e-8)
+    plot = (
+        med.hvplot.line(
+            x="evaluation",
+            y="regret",
+            by="sampler",
+            groupby=["function", "workers"],
+            logy=True,
+            width=420,
+            height=300,
+            title="median simple regret",
+        )
+        .layout()
+        .cols(2)
+    )
+    hv.save(plot, html, resources=INLINE)
 
 
 def _fmt(vals: list[float]) -> str:

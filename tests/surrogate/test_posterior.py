@@ -142,3 +142,16 @@ def test_warp_is_monotone_and_standardizes(y):
     if np.std(y) > 0 and len(y) > 2:
         assert abs(z.mean()) < 1e-9 and abs(z.std() - 1) < 1e-9
         assert z.max() < 3  # the outlier is pulled in
+
+
+def test_fit_learns_the_noise_level():
+    rng = np.random.default_rng(1)
+    X = rng.random((120, 2))
+    clean = np.sin(4 * X[:, 0]) + np.cos(3 * X[:, 1])
+
+    def fitted_noise_sd(y):
+        fitted = fit_hyper(X, (y - y.mean()) / y.std())
+        return np.sqrt(fitted.noise) * y.std()  # back in the data's units
+
+    assert fitted_noise_sd(clean) < 1e-2
+    assert 0.15 < fitted_noise_sd(clean + 0.3 * rng.standard_normal(120)) < 0.6
