@@ -169,6 +169,7 @@ class GPSampler(BaseSampler):
         X, y = history.X, history.y
         if self._post is None or len(y) < self._n_seen:
             # start from the priors' modes; the first fit runs in the background like the rest
+            self._job = None  # a fit of other data, if any, is of no use now
             warp = Warp.fit(y)
             hyper = self._hyper or Hyper.default(self._features.dim)
             self._adopt(_Fit(warp, hyper, Posterior(hyper, self._features(X), warp(y)), len(y)))
@@ -258,14 +259,16 @@ class GPSampler(BaseSampler):
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         space = history.space
-        if space is not self._space:
+        if space is not self._space:  # a new study: let a prefetch in flight end first
+            if self._prefetched is not None:
+                self._prefetched.result()
             self._space = space
             self._reset()
             self._features = Features(space)
         # the first W asks of W workers are design points anyway: count them in
         d = space.dim
         n_initial = self.n_initial or max(d + 1, int(np.clip(2 * d + 2, 6, 20)) - len(pending))
-        if len(history.y) < n_initial or n == 0:
+        if (self._post is None and len(history.y) < n_initial) or n == 0:
             return self._design.suggest(history, pending, n)
         handed: list[np.ndarray] = []
         ready = self._take_prefetched(history, pending)
