@@ -1,6 +1,7 @@
 """How much worker time goes to waiting for a suggestion, in real time.
 
     python -m benchmarks.idle [--workers 32] [--trials 320] [--mean 1.0] [--sampler gp]
+        [--repeats 3] [--out FILE.md]
 
 Trials sleep for an exponential time (mean ``--mean`` seconds of real time) in threads of
 this process (``LocalBackend``), ``--workers`` at once, and return Hartmann-6's value at
@@ -13,12 +14,42 @@ refill / (workers x the study's wall time).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
 import asynchpo as ah
 from benchmarks.functions import PROBLEMS
+
+
+def measure(args: argparse.Namespace, seed: int) -> tuple[float, float, float, float, float]:
+    """One study; returns (idle fraction, gap median ms, gap p95 ms, wall s, regret)."""
+    problem = PROBLEMS["hartmann6"]
+    durations = np.random.default_rng(seed).exponential(args.mean, args.trials + args.workers)
+
+    def objective(params: dict) -> float:
+        time.sleep(float(durations[len(study.trials) % len(durations)]))
+        return problem.objective(params)
+
+    sampler = ah.GPSampler() if args.sampler == "gp" else ah.RandomSampler(seed=seed)
+    study = ah.Study(problem.space(), sampler=sampler)
+    t0 = time.time()
+    study.optimize(objective, n_trials=args.trials, max_concurrent=args.workers, progress=False)
+    wall = time.time() - t0
+    trials = sorted(study.trials, key=lambda t: t.started_at)
+    finishes = sorted(t.finished_at for t in trials)
+    # the k-th refill (the trials after the first `workers`, by start) answers the k-th finish
+    gaps = [t.started_at - f for t, f in zip(trials[args.workers :], finishes, strict=False)]
+    idle = sum(max(0.0, g) for g in gaps)
+    return (
+        idle / (args.workers * wall),
+        1000 * float(np.median(gaps)),
+        1000 * float(np.percentile(gaps, 95)),
+        wall,
+        study.best_value - problem.optimum,
+    )
 
 
 def main() -> None:
@@ -28,33 +59,29 @@ def main() -> None:
     p.add_argument("--mean", type=float, default=1.0, help="mean trial duration, seconds")
     p.add_argument("--sampler", choices=["gp", "random"], default="gp")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    problem = PROBLEMS["hartmann6"]
-    rng = np.random.default_rng(args.seed)
-    durations = rng.exponential(args.mean, args.trials + args.workers)
-
-    def objective(params: dict) -> float:
-        time.sleep(float(durations[len(study.trials) % len(durations)]))
-        return problem.objective(params)
-
-    sampler = ah.GPSampler() if args.sampler == "gp" else ah.RandomSampler(seed=args.seed)
-    study = ah.Study(problem.space(), sampler=sampler)
-    t0 = time.time()
-    study.optimize(objective, n_trials=args.trials, max_concurrent=args.workers, progress=False)
-    wall = time.time() - t0
-    trials = sorted(study.trials, key=lambda t: t.started_at)
-    finishes = sorted(t.finished_at for t in trials)
-    # the k-th refill (trial number >= workers, by start) answers the k-th finish
-    refills = trials[args.workers :]
-    gaps = [t.started_at - f for t, f in zip(refills, finishes, strict=False)]
-    idle = sum(max(0.0, g) for g in gaps)
-    print(
-        f"{args.sampler}: {args.trials} trials, {args.workers} workers, mean {args.mean}s; "
-        f"wall {wall:.1f}s; refill gap median {1000 * np.median(gaps):.1f} ms, "
-        f"p95 {1000 * np.percentile(gaps, 95):.1f} ms; idle fraction "
-        f"{100 * idle / (args.workers * wall):.2f}%; best regret "
-        f"{study.best_value - problem.optimum:.3g}"
-    )
+    rows = [measure(args, args.seed + r) for r in range(args.repeats)]
+    lines = [
+        f"Idle worker time: {args.workers} workers, {args.trials} trials of exponential "
+        f"duration (mean {args.mean} s, real time), sampler {args.sampler}. Command: "
+        f"`python -m benchmarks.idle --workers {args.workers} --trials {args.trials} "
+        f"--mean {args.mean} --sampler {args.sampler} --repeats {args.repeats}`",
+        "",
+        "| repeat | idle fraction | refill gap median (ms) | p95 (ms) | wall (s) | regret |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, (frac, med, p95, wall, regret) in enumerate(rows):
+        lines.append(
+            f"| {i} | {100 * frac:.2f}% | {med:.1f} | {p95:.1f} | {wall:.1f} | {regret:.3g} |"
+        )
+    median = statistics.median(r[0] for r in rows)
+    lines += ["", f"Median idle fraction: {100 * median:.2f}%"]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
