@@ -6,8 +6,9 @@
 Trials sleep for an exponential time (mean ``--mean`` seconds of real time) in threads of
 this process (``LocalBackend``), ``--workers`` at once, and return Hartmann-6's value at
 their parameters. A worker is idle from the moment a trial finishes until the next trial
-starts in its slot; since the driver refills a slot only by asking the sampler, that gap is
-the sampler's latency plus the driver's own. Idle fraction = the gaps summed over every
+starts in its slot, both read from the worker's own clock inside the objective; since the
+driver refills a slot only by asking the sampler, that gap is the sampler's latency plus
+the driver's own. Idle fraction = the gaps summed over every
 refill / (workers x the study's wall time).
 """
 
@@ -29,8 +30,12 @@ def measure(args: argparse.Namespace, seed: int) -> tuple[float, float, float, f
     problem = PROBLEMS["hartmann6"]
     durations = np.random.default_rng(seed).exponential(args.mean, args.trials + args.workers)
 
+    spans: list[tuple[float, float]] = []  # (start, end) as the worker saw them
+
     def objective(params: dict) -> float:
+        t0 = time.time()
         time.sleep(float(durations[len(study.trials) % len(durations)]))
+        spans.append((t0, time.time()))
         return problem.objective(params)
 
     sampler = ah.GPSampler() if args.sampler == "gp" else ah.RandomSampler(seed=seed)
@@ -38,10 +43,10 @@ def measure(args: argparse.Namespace, seed: int) -> tuple[float, float, float, f
     t0 = time.time()
     study.optimize(objective, n_trials=args.trials, max_concurrent=args.workers, progress=False)
     wall = time.time() - t0
-    trials = sorted(study.trials, key=lambda t: t.started_at)
-    finishes = sorted(t.finished_at for t in trials)
-    # the k-th refill (the trials after the first `workers`, by start) answers the k-th finish
-    gaps = [t.started_at - f for t, f in zip(trials[args.workers :], finishes, strict=False)]
+    starts = sorted(s for s, _ in spans)
+    finishes = sorted(e for _, e in spans)
+    # the k-th refill (the starts after the first `workers`) answers the k-th finish
+    gaps = [s - f for s, f in zip(starts[args.workers :], finishes, strict=False)]
     idle = sum(max(0.0, g) for g in gaps)
     return (
         idle / (args.workers * wall),

@@ -84,10 +84,10 @@ class GPSampler(BaseSampler):
         beta: Exploration weight of ``"ucb"``.
         n_candidates: Size of the quasi-random candidate set (default by device and data).
         device: ``"auto"`` (CuPy when a GPU is visible), ``"cpu"`` or ``"gpu"``.
-        prefetch: Compute the next suggestion in the background as soon as one is handed
-            out, so that the next free worker gets one at once. It is then blind to the one
-            result that arrives meanwhile: worth it with many workers, not with one. None
-            (default): when 4 or more trials are running.
+        prefetch: Keep a few suggestions (one per 8 running trials) computed in the
+            background, topped up as soon as one is handed out, so that free workers get one
+            at once. Each is then blind to the results that arrive meanwhile: worth it with
+            many workers, not with one. None (default): when 4 or more trials are running.
         seed: Seed for the design, the candidates and the draws.
 
     Example:
@@ -137,6 +137,7 @@ class GPSampler(BaseSampler):
         self._job_n = 0
         self._next_refit = 0
         self._prefetched: concurrent.futures.Future[np.ndarray] | None = None
+        self._ready: list[np.ndarray] = []  # prefetched points not handed out yet
         self._base: np.ndarray | None = None
 
     @property
@@ -270,22 +271,24 @@ class GPSampler(BaseSampler):
         n_initial = self.n_initial or max(d + 1, int(np.clip(2 * d + 2, 6, 20)) - len(pending))
         if (self._post is None and len(history.y) < n_initial) or n == 0:
             return self._design.suggest(history, pending, n)
-        handed: list[np.ndarray] = []
-        ready = self._take_prefetched(history, pending)
-        if ready is not None:
-            handed.append(ready)
-        if len(handed) < n:
-            handed.append(self._compute(history, np.vstack([pending, *handed]), n - len(handed)))
+        ready = self._collect(history, pending)
+        take, self._ready = ready[:n], ready[n:]
+        handed = [np.array(take).reshape(len(take), d)]
+        if len(take) < n:
+            busy = np.vstack([pending, *handed, *self._ready])
+            handed.append(self._compute(history, busy, n - len(take)))
         result = np.vstack(handed)
         running = np.vstack([pending, result])
         if self.prefetch or (self.prefetch is None and len(running) >= 4):
-            self._start_prefetch(history, running)
+            missing = max(1, len(running) // 8) - len(self._ready)
+            if missing > 0:
+                self._start_prefetch(history, np.vstack([running, *self._ready]), missing)
         return result
 
     # -- prefetching ---------------------------------------------------------------------------
 
-    def _start_prefetch(self, history: History, pending: np.ndarray) -> None:
-        """Compute the next suggestion now, in the background, with ``pending`` running."""
+    def _start_prefetch(self, history: History, pending: np.ndarray, n: int) -> None:
+        """Compute ``n`` more suggestions now, in the background, with ``pending`` running."""
         if self._prefetcher is None:
             self._prefetcher = concurrent.futures.ThreadPoolExecutor(1, "asynchpo-gp-prefetch")
         snapshot = History(
@@ -295,19 +298,22 @@ class GPSampler(BaseSampler):
             history.X_failed.copy(),
             history.n_asked + 1,
         )
-        self._prefetched = self._prefetcher.submit(self._compute, snapshot, pending.copy(), 1)
+        self._prefetched = self._prefetcher.submit(self._compute, snapshot, pending.copy(), n)
 
-    def _take_prefetched(self, history: History, pending: np.ndarray) -> np.ndarray | None:
-        """The prefetched point, if one was computed and is still free to take."""
+    def _collect(self, history: History, pending: np.ndarray) -> list[np.ndarray]:
+        """The prefetched points still free to take, oldest first."""
         job, self._prefetched = self._prefetched, None
-        if job is None:
-            return None
-        u: np.ndarray = job.result()  # started earlier: sooner done than a fresh computation
+        if job is not None:  # started earlier: sooner done than a fresh computation
+            self._ready.extend(job.result())
+        if not self._ready:
+            return []
         assert self._features is not None
         taken = self._features.snap(np.vstack([history.X, history.X_failed, pending]))
-        if len(taken) and (np.abs(taken - u).max(axis=1) < 1e-9).any():
-            return None  # someone else took it meanwhile
-        return u
+        return [
+            u
+            for u in self._ready
+            if not len(taken) or not (np.abs(taken - u).max(axis=1) < 1e-9).any()
+        ]
 
     def _compute(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         """``n`` suggestions from the GP, given the complete and the running trials."""

@@ -69,6 +69,7 @@ class Posterior:
             K = self._k(X, X) + (hyper.noise + JITTER) * np.eye(n)
             self._L[:n, :n] = cholesky(K, lower=True)
         self._alpha: np.ndarray | None = None
+        self._fantasies = 0  # believer rows written after the real ones
 
     def _k(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         h = self.hyper
@@ -94,6 +95,7 @@ class Posterior:
         cap = len(self._L)
         if self.n + rows <= cap:
             return
+        self._fantasies = 0
         new = max(2 * cap, self.n + rows)
         L, X, y = np.zeros((new, new)), np.zeros((new, self._X.shape[1])), np.zeros(new)
         L[: self.n, : self.n] = self.L
@@ -120,6 +122,7 @@ class Posterior:
         self._y[self.n] = y
         self.n += 1
         self._alpha = None
+        self._fantasies = 0  # the new row overwrote the first believer row
 
     def alpha(self) -> np.ndarray:
         """``(K + noise I)^-1 y``, `n`."""
@@ -132,7 +135,12 @@ class Posterior:
         Kriging believer): the mean is unchanged, the variance shrinks around them."""
         Xp = np.asarray(Xp, dtype=float).reshape(-1, self._X.shape[1])
         self._grow(len(Xp))
-        self._append_rows(self.n, Xp)
+        # rows of an earlier fantasy that begins the same way are still valid: keep them
+        k = min(self._fantasies, len(Xp))
+        same = self._X[self.n : self.n + k] == Xp[:k]
+        keep = k if same.all() else int(np.argmin(same.all(axis=1)))
+        self._append_rows(self.n + keep, Xp[keep:])
+        self._fantasies = len(Xp)
         return Fantasy(self, len(Xp))
 
     def predict(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

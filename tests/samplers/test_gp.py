@@ -166,6 +166,15 @@ def test_prefetch_hands_out_the_point_computed_in_the_background():
     taken = sampler._prefetched.result()[0]
     third = sampler.suggest(hist, np.vstack([pending, first, second, taken[None, :]]), 1)
     assert np.abs(third - taken).max() > 1e-9
+    # with many trials running, a queue of points is kept ready: one per 8 running
+    many = GPSampler(seed=0)
+    running = np.random.default_rng(6).random((31, 3))
+    handed = many.suggest(hist, running, 1)
+    queued = many._prefetched.result()
+    assert len(queued) == 4
+    burst = many.suggest(hist, np.vstack([running, handed]), 4)  # 4 free at once: the queue
+    np.testing.assert_array_equal(burst, queued)
+    assert len({tuple(r) for r in burst}) == 4
     lone = GPSampler(seed=0)  # one trial running: no prefetch, every result counts
     lone.suggest(hist, pending[:1], 1)
     assert lone._prefetched is None

@@ -155,3 +155,23 @@ def test_fit_learns_the_noise_level():
 
     assert fitted_noise_sd(clean) < 1e-2
     assert 0.15 < fitted_noise_sd(clean + 0.3 * rng.standard_normal(120)) < 0.6
+
+
+def test_growing_fantasies_reuse_rows_and_match_a_fresh_one():
+    X, y = data(40)
+    Xp = np.random.default_rng(7).random((6, 3))
+    Xc = np.random.default_rng(8).random((25, 3))
+    post = Posterior(HYPER, X, y)
+    for k in range(1, 7):  # one more running trial each time, as within a suggest call
+        grown = post.fantasize(Xp[:k]).predict(Xc)
+    post.fantasize(Xp[[0, 2]])  # a different set: rows from the first difference are rebuilt
+    fresh = Posterior(HYPER, X, y).fantasize(Xp).predict(Xc)
+    again = post.fantasize(Xp).predict(Xc)
+    for a, b, c in zip(grown, fresh, again, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+        np.testing.assert_allclose(c, b, atol=1e-10)
+    post.add(Xp[0], 0.3)  # a real row replaces the first fantasy row
+    want = Posterior(HYPER, np.vstack([X, Xp[:1]]), np.append(y, 0.3)).fantasize(Xp[1:])
+    np.testing.assert_allclose(
+        post.fantasize(Xp[1:]).predict(Xc)[1], want.predict(Xc)[1], atol=1e-10
+    )
