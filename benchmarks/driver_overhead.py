@@ -23,6 +23,7 @@ from pathlib import Path
 from distributed import Client, LocalCluster, as_completed
 
 import asynchpo as ah
+from benchmarks._emit import emit
 
 SPACE = ah.Space(x=ah.Float(-5.0, 5.0), y=ah.Float(-5.0, 5.0), k=ah.Int(0, 10))
 
@@ -124,10 +125,7 @@ def main() -> None:
     for key in ("memory", "sqlite"):
         s = statistics.median(sim[key])
         lines.append(f"| {key} | {s:.2f} | {args.sim_trials / s:.0f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import asynchpo as ah
+from benchmarks._emit import emit
 from benchmarks.functions import PROBLEMS
 
 
@@ -83,10 +84,7 @@ def main() -> None:
         )
     median = statistics.median(r[0] for r in rows)
     lines += ["", f"Median idle fraction: {100 * median:.2f}%"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

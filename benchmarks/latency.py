@@ -23,6 +23,7 @@ import numpy as np
 
 import asynchpo as ah
 from asynchpo.samplers import History
+from benchmarks._emit import emit
 from benchmarks.functions import PROBLEMS
 
 
@@ -107,10 +108,7 @@ def main() -> None:
         ratio = f"{statistics.median(o) / statistics.median(a):.0f}x" if o else "-"
         lines.append(f"| {n} | {cell(a)} | {cell(o) if o else 'not run'} | {ratio} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":
