@@ -63,13 +63,22 @@ def optimize_acquisition(
             noise = rng.normal(0.0, sd, (len(anchors) * reps, d))
             parts.append(np.repeat(anchors, reps, axis=0) + noise)
     cands = snap(np.vstack(parts))
-    cands = cands[~excluded(cands)]
-    if not len(cands):  # every candidate is taken: fall back to fresh random points
-        cands = snap(rng.random((4 * len(base) + 16, d)))
-        cands = cands[~excluded(cands)] if (~excluded(cands)).any() else cands[:1]
     values = score(cands)
-    order = np.argsort(-values)[:n_starts]
-    starts, best = cands[order], values[order]
+    # exclusion only matters for the candidates that could be chosen: check the best first
+    order = np.argsort(-values)
+    picked: list[int] = []
+    for lo in range(0, len(order), 8 * n_starts):
+        block = order[lo : lo + 8 * n_starts]
+        picked.extend(block[~excluded(cands[block])][: n_starts - len(picked)])
+        if len(picked) == n_starts:
+            break
+    if not picked:  # every candidate is taken: fall back to fresh random points
+        fresh = snap(rng.random((4 * len(base) + 16, d)))
+        free = fresh[~excluded(fresh)]
+        cands = free if len(free) else fresh[:1]
+        values = score(cands)
+        picked = list(np.argsort(-values)[:n_starts])
+    starts, best = cands[picked], values[picked]
     for radius in radii:
         trial = snap(
             np.repeat(starts, n_local, axis=0) + rng.normal(0.0, radius, (len(starts) * n_local, d))

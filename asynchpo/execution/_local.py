@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from asynchpo._report import TrialContext, run_trial
 from asynchpo.execution._backend import Finished, Job, QueueBackend, Reported, Started
 
 
+class _DaemonPool:
+    """Reused daemon threads: starting a thread per trial stalls a busy driver (``start``
+    waits for the new thread to run), and daemon threads let Python exit past a hung trial."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._jobs.put(fn)
+        if spawn:
+            threading.Thread(target=self._serve, name="asynchpo-trial", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
 class LocalBackend(QueueBackend):
-    """Each attempt runs in its own daemon thread of this process.
+    """Each attempt runs in a thread of this process.
 
     Handy for quick studies and for objectives that release the GIL. A trial that overruns
     ``trial_timeout`` is recorded as failed and its thread is abandoned (Python cannot kill a
-    thread); use a dask cluster to have hung trials' workers restarted.
+    thread); use a dask cluster to have hung trials' workers restarted. Threads are pooled
+    and reused across trials.
     """
 
     def __init__(self) -> None:
         self._cancelled: set[tuple[int, int]] = set()
         self._attempts: dict[int, int] = {}
         self._lock = threading.Lock()
+        self._pool = _DaemonPool()
 
     def submit(self, job: Job) -> None:
         def send(msg: dict[str, Any]) -> None:
@@ -36,7 +65,7 @@ class LocalBackend(QueueBackend):
             self.post(Finished.from_run(job.number, job.attempt, out, "local"))
 
         self._attempts[job.number] = job.attempt
-        threading.Thread(target=work, name=f"asynchpo-trial-{job.number}", daemon=True).start()
+        self._pool.submit(work)
 
     def cancel(self, number: int, hung: bool = False) -> None:
         with self._lock:
