@@ -42,11 +42,6 @@ _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
 )
 
 
-def current_trial() -> TrialContext | None:
-    """The trial whose objective is running in this context, if any."""
-    return _current.get()
-
-
 def _metric(name: str, value: Any) -> Any:
     """A JSON-ready metric value, or ``TypeError`` naming the metric."""
     if isinstance(value, _JSON_SCALARS):

@@ -218,7 +218,17 @@ class Study:
 
     def get_trials(self, states: Iterable[TrialState | str] | None = None) -> list[Trial]:
         """The trials in the given states (all if None)."""
-        return self._state.trials(None if states is None else [TrialState(s) for s in states])
+        if states is None:
+            return self._state.trials()
+        if isinstance(states, (str, TrialState)):
+            states = [states]
+        valid = [s.value for s in TrialState]
+        wanted = []
+        for state in states:
+            if state not in valid and not isinstance(state, TrialState):
+                raise ValueError(f"states: {state!r} is not one of {valid}")
+            wanted.append(TrialState(state))
+        return self._state.trials(wanted)
 
     @property
     def best_trial(self) -> Trial:
@@ -381,9 +391,12 @@ class Study:
         max_retries: int,
         resources: Mapping[str, float] | None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None,
+        progress: bool | None,
     ) -> Driver:
         if not callable(objective):
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+        if progress not in (None, True, False):
+            raise ValueError(f"progress must be True, False or None, got {progress!r}")
         n_trials = positive_int("n_trials", n_trials, allow_none=True)
         timeout = positive_float("timeout", timeout, allow_none=True)
         if n_trials is None and timeout is None:
@@ -489,6 +502,7 @@ class Study:
             max_retries,
             resources,
             callbacks,
+            progress,
         )
         block_on(
             lambda: self._drive(driver, progress),
@@ -526,6 +540,7 @@ class Study:
             max_retries,
             resources,
             callbacks,
+            progress,
         )
         await self._drive(driver, progress)
 

@@ -28,6 +28,9 @@ def test_ask_tell_and_best():
     study.tell(trials[0], 3.0)
     study.tell(trials[1].number, {"loss": 1.0, "acc": 0.9})
     failed = study.tell(trials[2], error="out of memory")
+    assert study.get_trials("failed") == study.get_trials([ah.TrialState.FAILED]) == [failed]
+    with pytest.raises(ValueError, match=r"states: 'finished' is not one of \['running'"):
+        study.get_trials(["finished"])
     assert failed.state is ah.TrialState.FAILED and failed.failure is Failure.ERROR
     assert study.best_value == 1.0 and study.best_trial.values["acc"] == 0.9
     assert study.best_params == dict(trials[1].params)
@@ -106,6 +109,7 @@ def test_bad_study_arguments(kwargs, match):
         ({"client": object(), "backend": ah.SimulatedBackend()}, "give one of them, not both"),
         ({"objective": 3}, "objective must be callable"),
         ({"n_trials": None}, "n_trials: give n_trials or timeout"),
+        ({"progress": "yes"}, "progress must be True, False or None, got 'yes'"),
     ],
 )
 def test_bad_optimize_arguments_fail_before_any_trial(kwargs, match):
