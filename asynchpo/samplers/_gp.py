@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
-from dataclasses import dataclass
+import time
+import warnings
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -20,35 +22,33 @@ from asynchpo.acquisition import (
     ucb,
 )
 from asynchpo.samplers._base import BaseSampler, History
+from asynchpo.samplers._producer import Producer
 from asynchpo.samplers._sobol import SobolSampler
 from asynchpo.space import Space
 from asynchpo.surrogate import Features, Hyper, Posterior, Warp, fit_hyper
+from asynchpo.surrogate._child import ChildLostError, child
 
 _ACQUISITIONS = ("log_ei", "ucb", "thompson")
 
 
-@dataclass
-class _Fit:
-    """A refit made in the background: warp, hyperparameters and the posterior at ``n``."""
-
-    warp: Warp
-    hyper: Hyper
-    posterior: Posterior
-    n: int
-
-
-def _one_torch_thread() -> None:
-    """Fits run beside the driver: leave it the other cores."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _refit(FX: np.ndarray, y: np.ndarray, start: Hyper | None) -> _Fit:
+def _fit(FX: np.ndarray, y: np.ndarray, start: Hyper | None) -> tuple[Warp, Hyper]:
+    """The warp and the hyperparameters for ``(FX, y)``: run in the fitting process."""
     warp = Warp.fit(y)
-    wy = warp(y)
-    hyper = fit_hyper(FX, wy, start)
-    return _Fit(warp, hyper, Posterior(hyper, FX, wy), len(y))
+    return warp, fit_hyper(FX, warp(y), start)
+
+
+_THREADS: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _submit_fit(FX: np.ndarray, y: np.ndarray, start: Hyper | None) -> Future[tuple[Warp, Hyper]]:
+    """Fit in the fitting process; in a thread where that process cannot run."""
+    global _THREADS
+    future = child().submit(_fit, FX, y, start)
+    if not (future.done() and isinstance(future.exception(), ChildLostError)):
+        return future
+    if _THREADS is None:
+        _THREADS = concurrent.futures.ThreadPoolExecutor(1, "asynchpo-gp-fit")
+    return _THREADS.submit(_fit, FX, y, start)
 
 
 class GPSampler(BaseSampler):
@@ -123,8 +123,7 @@ class GPSampler(BaseSampler):
         self._design = SobolSampler(seed=seed)
         self._rng = np.random.default_rng(seed)
         self._space: Space | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._prefetcher: concurrent.futures.ThreadPoolExecutor | None = None
+        self._producer = Producer(lambda history, pending: self._compute(history, pending, 1)[0])
         self._reset()
 
     def _reset(self) -> None:
@@ -133,11 +132,11 @@ class GPSampler(BaseSampler):
         self._warp = Warp()
         self._hyper: Hyper | None = None
         self._n_seen = 0
-        self._job: concurrent.futures.Future[_Fit] | None = None
+        self._job: Future[tuple[Warp, Hyper]] | None = None
+        self._job_data: tuple[np.ndarray, np.ndarray] = (np.empty((0, 0)), np.empty(0))
         self._job_n = 0
         self._next_refit = 0
-        self._prefetched: concurrent.futures.Future[np.ndarray] | None = None
-        self._ready: list[np.ndarray] = []  # prefetched points not handed out yet
+        self._slowdown, self._target = 1.0, 0.012  # measured / modelled seconds per suggest
         self._base: np.ndarray | None = None
 
     @property
@@ -148,21 +147,15 @@ class GPSampler(BaseSampler):
     # -- the model ---------------------------------------------------------------------------
 
     def _launch(self, FX: np.ndarray, y: np.ndarray) -> None:
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                1, "asynchpo-gp-refit", initializer=_one_torch_thread
-            )
-        self._job = self._pool.submit(_refit, FX.copy(), y.copy(), self._hyper)
+        self._job_data = (FX.copy(), y.copy())
+        self._job = _submit_fit(*self._job_data, self._hyper)
         n = len(y)
-        self._next_refit = n + max(1, n // 8)
+        self._job_n, self._next_refit = n, n + max(1, n // 8)
 
-    def _adopt(self, fit: _Fit) -> None:
-        self._warp, self._hyper, self._post, self._n_seen = (
-            fit.warp,
-            fit.hyper,
-            fit.posterior,
-            fit.n,
-        )
+    def _adopt(self, warp: Warp, hyper: Hyper, FX: np.ndarray, y: np.ndarray) -> None:
+        """Condition the GP anew on ``(FX, y)`` under these hyperparameters: O(n^3)."""
+        self._warp, self._hyper = warp, hyper
+        self._post, self._n_seen = Posterior(hyper, FX, warp(y)), len(y)
 
     def _sync(self, history: History) -> Posterior:
         """Bring the posterior up to date with the complete trials of ``history``."""
@@ -171,15 +164,25 @@ class GPSampler(BaseSampler):
         if self._post is None or len(y) < self._n_seen:
             # start from the priors' modes; the first fit runs in the background like the rest
             self._job = None  # a fit of other data, if any, is of no use now
-            warp = Warp.fit(y)
             hyper = self._hyper or Hyper.default(self._features.dim)
-            self._adopt(_Fit(warp, hyper, Posterior(hyper, self._features(X), warp(y)), len(y)))
+            self._adopt(Warp.fit(y), hyper, self._features(X), y)
             self._next_refit = len(y)
         elif self._job is not None and (
-            self._job.done() or (self.seed is not None and len(y) > self._job_n)
+            # with a seed, at fixed points of the history: reproducible, whatever the timing
+            len(y) > self._job_n if self.seed is not None else self._job.done()
         ):
-            self._adopt(self._job.result())
-            self._job = None
+            job, self._job = self._job, None
+            try:
+                self._adopt(*job.result(), *self._job_data)
+            except ChildLostError:  # the fitting process died: fit in a thread from now on
+                self._launch(*self._job_data)
+            except Exception as error:  # keep the model as it is; the next refit may succeed
+                warnings.warn(
+                    f"GPSampler: a hyperparameter fit failed ({error!r}); "
+                    "the previous hyperparameters stay",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         post = self._post
         assert post is not None
         if len(y) > self._n_seen:
@@ -189,7 +192,6 @@ class GPSampler(BaseSampler):
                 post.add(x, float(v))
             self._n_seen = len(y)
         if self._job is None and len(y) >= self._next_refit:
-            self._job_n = len(y)
             self._launch(self._features(X), y)
         return post
 
@@ -202,9 +204,12 @@ class GPSampler(BaseSampler):
         if self.namespace.gpu:
             base = self.n_candidates or 2**20
             return base, 4096, 256
-        # seconds per scored candidate on one core, measured: kernel ~ n, solve ~ n^2
+        # seconds per scored candidate on one core, measured: kernel ~ n, solve ~ n^2; times
+        # how much slower the last suggestions ran here (a busy or slower machine)
         per = 6.5e-8 * (n_obs + 10) + 6.4e-11 * (n_obs + 10) ** 2 + 5e-7
-        total = (0.012 + 0.023 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2) / per
+        per *= self._slowdown
+        self._target = 0.012 + 0.023 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2
+        total = self._target / per
         base = self.n_candidates or 2 ** int(np.clip(np.log2(total / 2), 6, 14))
         anchor = int(np.clip(0.15 * total, 32, 1024))
         local = int(np.clip(0.35 * total / 24, 4, 48))  # 8 starts x 3 rounds
@@ -260,65 +265,39 @@ class GPSampler(BaseSampler):
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         space = history.space
-        if space is not self._space:  # a new study: let a prefetch in flight end first
-            if self._prefetched is not None:
-                self._prefetched.result()
+        if space is not self._space:  # a new study: let the point under way end first
+            self._producer.drain()
             self._space = space
             self._reset()
             self._features = Features(space)
+            child().start()  # torch loads there while the design runs
         # the first W asks of W workers are design points anyway: count them in
         d = space.dim
         n_initial = self.n_initial or max(d + 1, int(np.clip(2 * d + 2, 6, 20)) - len(pending))
         if (self._post is None and len(history.y) < n_initial) or n == 0:
             return self._design.suggest(history, pending, n)
-        ready = self._collect(history, pending)
-        take, self._ready = ready[:n], ready[n:]
-        handed = [np.array(take).reshape(len(take), d)]
-        if len(take) < n:
-            busy = np.vstack([pending, *handed, *self._ready])
-            handed.append(self._compute(history, busy, n - len(take)))
-        result = np.vstack(handed)
-        running = np.vstack([pending, result])
-        if self.prefetch or (self.prefetch is None and len(running) >= 4):
-            missing = max(1, len(running) // 8) - len(self._ready)
-            if missing > 0:
-                self._start_prefetch(history, np.vstack([running, *self._ready]), missing)
-        return result
-
-    # -- prefetching ---------------------------------------------------------------------------
-
-    def _start_prefetch(self, history: History, pending: np.ndarray, n: int) -> None:
-        """Compute ``n`` more suggestions now, in the background, with ``pending`` running."""
-        if self._prefetcher is None:
-            self._prefetcher = concurrent.futures.ThreadPoolExecutor(1, "asynchpo-gp-prefetch")
+        running = len(pending) + n
+        extra = 0
+        if self.prefetch or (self.prefetch is None and running >= 4):
+            extra = max(1, running // 8)
         snapshot = History(
-            history.space,
-            history.X.copy(),
-            history.y.copy(),
-            history.X_failed.copy(),
-            history.n_asked + 1,
+            space, history.X.copy(), history.y.copy(), history.X_failed.copy(), history.n_asked
         )
-        self._prefetched = self._prefetcher.submit(self._compute, snapshot, pending.copy(), n)
-
-    def _collect(self, history: History, pending: np.ndarray) -> list[np.ndarray]:
-        """The prefetched points still free to take, oldest first."""
-        job, self._prefetched = self._prefetched, None
-        if job is not None:  # started earlier: sooner done than a fresh computation
-            self._ready.extend(job.result())
-        if not self._ready:
-            return []
         assert self._features is not None
         taken = self._features.snap(np.vstack([history.X, history.X_failed, pending]))
-        return [
-            u
-            for u in self._ready
-            if not len(taken) or not (np.abs(taken - u).max(axis=1) < 1e-9).any()
-        ]
+
+        def free(u: np.ndarray) -> bool:
+            return not len(taken) or not (np.abs(taken - u).max(axis=1) < 1e-9).any()
+
+        return self._producer.request(
+            snapshot, pending.copy(), n, extra, settle=self.seed is not None, free=free
+        )
 
     def _compute(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         """``n`` suggestions from the GP, given the complete and the running trials."""
         space = history.space
         assert self._features is not None
+        t0 = time.perf_counter()
         snap = self._features.snap
         post = self._sync(history)
         size, n_anchor, n_local = self._budget(len(history.y) + len(pending))
@@ -344,6 +323,10 @@ class GPSampler(BaseSampler):
                 busy=P,
             )
             chosen.append(u[None, :])
+        if self.seed is None and not self.namespace.gpu:
+            # without a seed, hold the time per suggestion to its target on this machine
+            ratio = (time.perf_counter() - t0) / (n * self._target) * self._slowdown
+            self._slowdown = float(np.clip(0.7 * self._slowdown + 0.3 * ratio, 0.5, 10.0))
         return np.vstack(chosen)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import time
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 import asynchpo as ah
 import asynchpo.samplers._gp as gp_module
 from asynchpo.samplers import GPSampler, History
+from asynchpo.surrogate._child import Child
 from asynchpo.testing import MIXED, SamplerContract
 
 
@@ -133,13 +136,16 @@ def test_seeded_runs_are_reproducible_refits_included():
 
 
 def test_suggest_never_waits_for_a_fit(monkeypatch):
-    real = gp_module.fit_hyper
+    pool = concurrent.futures.ThreadPoolExecutor(1)
 
-    def slow_fit(*args, **kwargs):
-        time.sleep(2.0)
-        return real(*args, **kwargs)
+    def slow_submit(FX, y, start):
+        def job():
+            time.sleep(2.0)
+            return gp_module._fit(FX, y, start)
 
-    monkeypatch.setattr(gp_module, "fit_hyper", slow_fit)
+        return pool.submit(job)
+
+    monkeypatch.setattr(gp_module, "_submit_fit", slow_submit)
     sampler = GPSampler(seed=None, prefetch=False)
     hist = _history(SPACE3, 30)
     t0 = time.perf_counter()
@@ -147,9 +153,20 @@ def test_suggest_never_waits_for_a_fit(monkeypatch):
         sampler.suggest(hist, np.empty((0, 3)), 1)
     assert time.perf_counter() - t0 < 1.0, "suggest waited for a fit"
     assert sampler._job is not None and not sampler._job.done()
-    fitted = sampler._job.result().hyper
+    fitted = sampler._job.result()[1]
     sampler.suggest(hist, np.empty((0, 3)), 1)
     assert sampler._job is None and sampler._hyper is fitted  # swapped in once ready
+
+
+def test_fits_run_in_another_process_and_fall_back_to_a_thread_when_it_dies(monkeypatch):
+    FX, y = np.random.default_rng(0).random((20, 3)), np.random.default_rng(1).random(20)
+    _, hyper = gp_module._submit_fit(FX, y, None).result(timeout=60)
+    assert np.isfinite(hyper.lengthscales).all()
+    dead = Child()
+    dead._dead = True  # as after the process was killed
+    monkeypatch.setattr(gp_module, "child", lambda: dead)
+    _, hyper2 = gp_module._submit_fit(FX, y, None).result(timeout=60)  # in a thread
+    np.testing.assert_allclose(hyper2.lengthscales, hyper.lengthscales, rtol=1e-6)
 
 
 def test_prefetch_hands_out_the_point_computed_in_the_background():
@@ -157,27 +174,61 @@ def test_prefetch_hands_out_the_point_computed_in_the_background():
     pending = np.random.default_rng(5).random((6, 3))
     sampler = GPSampler(seed=0)  # 6 running: prefetch is on
     first = sampler.suggest(hist, pending, 1)
-    assert sampler._prefetched is not None
-    expected = sampler._prefetched.result()[0]
+    (expected,) = sampler._producer.queued()
     second = sampler.suggest(hist, np.vstack([pending, first]), 1)
     np.testing.assert_array_equal(second[0], expected)
     assert np.abs(second - first).max() >= 0.999e-3
     # a prefetched point someone else took meanwhile is not handed out twice
-    taken = sampler._prefetched.result()[0]
+    (taken,) = sampler._producer.queued()
     third = sampler.suggest(hist, np.vstack([pending, first, second, taken[None, :]]), 1)
     assert np.abs(third - taken).max() > 1e-9
     # with many trials running, a queue of points is kept ready: one per 8 running
     many = GPSampler(seed=0)
     running = np.random.default_rng(6).random((31, 3))
     handed = many.suggest(hist, running, 1)
-    queued = many._prefetched.result()
+    queued = many._producer.queued()
     assert len(queued) == 4
     burst = many.suggest(hist, np.vstack([running, handed]), 4)  # 4 free at once: the queue
-    np.testing.assert_array_equal(burst, queued)
+    np.testing.assert_array_equal(burst, np.array(queued))
     assert len({tuple(r) for r in burst}) == 4
     lone = GPSampler(seed=0)  # one trial running: no prefetch, every result counts
     lone.suggest(hist, pending[:1], 1)
-    assert lone._prefetched is None
+    assert lone._producer.queued() == []
+
+
+def test_unseeded_requests_take_queued_points_without_waiting_for_the_next():
+    hist = _history(SPACE3, 30)
+    running = np.random.default_rng(7).random((31, 3))
+    sampler = GPSampler(seed=None)
+    handed = sampler.suggest(hist, running, 1)
+    queued = sampler._producer.queued()
+    release = threading.Event()
+    real = sampler._compute
+
+    def stalled(*args, **kwargs):
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    sampler._compute = stalled  # the next point computed takes as long as the test says
+    t0 = time.perf_counter()
+    got = sampler.suggest(hist, np.vstack([running, handed]), 2)
+    assert time.perf_counter() - t0 < 1.0, "waited for a point while two were queued"
+    np.testing.assert_array_equal(got, np.array(queued[:2]))
+    release.set()
+    assert len(sampler._producer.queued()) == 4  # topped up in the background
+
+
+def test_errors_in_the_background_reach_the_caller():
+    hist = _history(SPACE3, 30)
+    sampler = GPSampler(seed=0)
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("boom")
+
+    sampler.suggest(hist, np.empty((0, 3)), 1)
+    sampler._compute = broken
+    with pytest.raises(FloatingPointError, match="boom"):
+        sampler.suggest(hist, np.empty((0, 3)), 1)
 
 
 def test_bad_arguments_are_named():
