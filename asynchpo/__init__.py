@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asynchpo._report import Pruned, report
+from asynchpo._run import Run
 from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
 from asynchpo.samplers import BaseSampler, GPSampler, GridSampler, RandomSampler, SobolSampler
 from asynchpo.space import Categorical, Float, Int, Space
@@ -26,6 +27,7 @@ __all__ = [
     "Pruned",
     "RandomSampler",
     "Report",
+    "Run",
     "SQLiteStorage",
     "SimulatedBackend",
     "SobolSampler",

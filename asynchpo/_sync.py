@@ -25,6 +25,21 @@ def block_on(
     Ctrl-C, ``on_interrupt`` asks the coroutine to wind down, the call waits up to ``grace``
     seconds for it to leave a consistent record, and re-raises ``KeyboardInterrupt``.
     """
+    future = launch(make, loop)
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        on_interrupt()
+        with contextlib.suppress(BaseException):  # the interrupt is what the caller must see
+            future.result(timeout=grace)
+        raise
+
+
+def launch(
+    make: Callable[[], Coroutine[Any, Any, T]], loop: asyncio.AbstractEventLoop | None
+) -> concurrent.futures.Future[T]:
+    """Start the coroutine ``make()`` without waiting for it: on ``loop`` (running in another
+    thread), or on a fresh loop in a new daemon thread when ``loop`` is None."""
     future: concurrent.futures.Future[T]
     if loop is None:
         future = concurrent.futures.Future()
@@ -47,10 +62,4 @@ def block_on(
                 "use `await study.optimize_async(...)` instead"
             )
         future = asyncio.run_coroutine_threadsafe(make(), loop)
-    try:
-        return future.result()
-    except KeyboardInterrupt:
-        on_interrupt()
-        with contextlib.suppress(BaseException):  # the interrupt is what the caller must see
-            future.result(timeout=grace)
-        raise
+    return future

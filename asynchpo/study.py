@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,7 +16,8 @@ import numpy as np
 from asynchpo._checks import positive_float, positive_int
 from asynchpo._progress import TextProgress
 from asynchpo._report import interpret_result
-from asynchpo._sync import block_on
+from asynchpo._run import Run
+from asynchpo._sync import block_on, launch
 from asynchpo.events import (
     Event,
     RunFinished,
@@ -32,9 +34,12 @@ from asynchpo.samplers import BaseSampler, GPSampler, History
 from asynchpo.space import Space
 from asynchpo.storage import BaseStorage, get_storage
 from asynchpo.trial import Failure, Trial, TrialState
+from asynchpo.widgets._env import in_notebook, show
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from asynchpo.widgets._view import StudyWidget
 
 __all__ = ["Study"]
 
@@ -135,7 +140,10 @@ class Study:
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")
         self.name, self._storage, self.sampler = name, storage, sampler
         self._state = StudyState()
+        self._lock = threading.RLock()  # events are recorded one at a time, from any thread
         self._listeners: list[Callable[[Event], None]] = []
+        self._widget: Any = None
+        self._run: Run | None = None
         self._driver: Driver | None = None
         self._clock: Callable[[], float] = time.time
 
@@ -264,14 +272,15 @@ class Study:
 
     def _record(self, event: Event) -> None:
         """Make ``event`` durable, fold it in, and tell the sampler and any listeners."""
-        self._storage.append(self.name, event)
-        self._state.apply(event)
-        if isinstance(event, (TrialCompleted, TrialFailed)):
-            trial = self._state.trial(event.number)
-            y = None if trial.value is None else self._state.sign() * trial.value
-            self.sampler.observe(self.space.encode(trial.params), y)
-        for listener in self._listeners:
-            listener(event)
+        with self._lock:
+            self._storage.append(self.name, event)
+            self._state.apply(event)
+            if isinstance(event, (TrialCompleted, TrialFailed)):
+                trial = self._state.trial(event.number)
+                y = None if trial.value is None else self._state.sign() * trial.value
+                self.sampler.observe(self.space.encode(trial.params), y)
+            for listener in self._listeners:
+                listener(event)
 
     def _suggest(self, n: int, run: int | None) -> list[int]:
         """Ask the sampler for up to ``n`` trials; record them and return their numbers."""
@@ -434,9 +443,9 @@ class Study:
             raise RuntimeError(f"study {self.name!r} is already running an optimize call")
         return Driver(self, objective, backend, config)
 
-    async def _drive(self, driver: Driver, progress: bool | None) -> None:
+    async def _drive(self, driver: Driver, progress: bool | None) -> str:
         bar = None
-        if progress or (progress is None and _isatty()):
+        if (progress or (progress is None and _isatty())) and not in_notebook():
             total = driver.config.n_trials
             if total is not None:
                 total += self._state.counts[TrialState.INTERRUPTED]
@@ -444,7 +453,7 @@ class Study:
             self._listeners.append(bar)
         self._driver, self._clock = driver, driver.backend.now
         try:
-            await driver.run()
+            return await driver.run()
         finally:
             self._driver, self._clock = None, time.time
             if bar is not None:
@@ -504,6 +513,8 @@ class Study:
             callbacks,
             progress,
         )
+        if progress is not False and in_notebook():
+            show(self.widget())
         block_on(
             lambda: self._drive(driver, progress),
             driver.backend.loop,
@@ -543,6 +554,69 @@ class Study:
             progress,
         )
         await self._drive(driver, progress)
+
+    def start(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        *,
+        client: Client | None = None,
+        backend: Backend | None = None,
+        max_concurrent: int | None = None,
+        trial_timeout: float | None = None,
+        max_retries: int = 2,
+        resources: Mapping[str, float] | None = None,
+        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
+        progress: bool | None = None,
+    ) -> Run:
+        """:meth:`optimize` in the background: returns a :class:`~asynchpo.Run` at once.
+
+        Takes the same arguments, checked before it returns. The run goes on in a thread
+        of its own (or on the dask client's event loop), so the notebook stays free: read
+        ``study.best_params``, plot, or start another study meanwhile. Displayed in a
+        notebook, the run (or the study) shows the live view. ``run.wait()`` or
+        ``await run`` gives its end and raises what it raised.
+        """
+        driver = self._make_run(
+            objective,
+            n_trials,
+            timeout,
+            client,
+            backend,
+            max_concurrent,
+            trial_timeout,
+            max_retries,
+            resources,
+            callbacks,
+            progress,
+        )
+        self._driver = driver  # taken now: a second start raises until this one ends
+        future = launch(lambda: self._drive(driver, progress), driver.backend.loop)
+        run = Run(self, driver, future)
+        self._run = run
+        future.add_done_callback(self._show_failure)
+        return run
+
+    def _show_failure(self, future: Any) -> None:
+        if self._widget is not None and not future.cancelled() and future.exception():
+            self._widget.show_error(future.exception())
+
+    def widget(self) -> StudyWidget:
+        """The study's live view for a notebook (one per study: displaying it again, even
+        after the notebook is reopened, shows the same live view)."""
+        if self._widget is None:
+            from asynchpo.widgets._view import StudyWidget
+
+            self._widget = StudyWidget(self)
+        widget: StudyWidget = self._widget
+        return widget
+
+    def _ipython_display_(self) -> None:
+        if in_notebook():
+            show(self.widget())
+        else:
+            print(repr(self))
 
     def stop(self, cancel_running: bool = False) -> None:
         """Stop the running ``optimize``: no new trials; running ones finish, or with

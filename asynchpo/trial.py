@@ -36,6 +36,7 @@ class Failure(str, enum.Enum):
     INVALID = "invalid"  #: it returned NaN, inf, or something that is not a result
     TIMEOUT = "timeout"  #: it ran past ``trial_timeout``
     WORKER_LOST = "worker_lost"  #: its worker died on every allowed attempt
+    CANCELLED = "cancelled"  #: stopped by hand while it ran (``Run.stop_trial``, the widget)
 
 
 @dataclass(frozen=True)

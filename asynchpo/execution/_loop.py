@@ -62,6 +62,7 @@ class Driver:
         self._stop_reason = "stopped"
         self._running: dict[int, int] = {}  # trial -> submission attempt
         self._started: dict[int, float] = {}  # trial -> start time of its current execution
+        self._to_cancel: set[int] = set()  # trials to stop, asked from other threads
         self.run_id = -1
 
     def request_stop(self, cancel_running: bool = False, reason: str = "stopped") -> None:
@@ -73,6 +74,26 @@ class Driver:
         self._stop_reason = reason
         self._stop = True
         self.backend.wake()
+
+    def request_cancel(self, number: int) -> None:
+        """Stop one running trial; it fails as ``cancelled``. Safe from any thread."""
+        self._to_cancel.add(number)
+        self.backend.wake()
+
+    def _cancel_requested(self) -> None:
+        while self._to_cancel:
+            number = self._to_cancel.pop()
+            if number in self._running:
+                self.backend.cancel(number)
+                self._finish(
+                    number,
+                    TrialFailed(
+                        time=self.backend.now(),
+                        number=number,
+                        failure=Failure.CANCELLED.value,
+                        reason="stopped by hand while it ran",
+                    ),
+                )
 
     def _record(self, event: Any) -> None:
         self.study._record(event)
@@ -136,6 +157,7 @@ class Driver:
                 messages = await backend.wait(self._next_deadline(deadline))
                 for msg in messages:
                     self._handle(msg)
+                self._cancel_requested()
                 self._check_trial_timeouts()
             if self._stop:
                 reason = self._stop_reason

@@ -1,0 +1,91 @@
+"""A study's optimize call running in the background: what ``Study.start`` returns."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asynchpo.execution import Driver
+    from asynchpo.study import Study
+
+logger = logging.getLogger("asynchpo")
+
+
+class Run:
+    """A handle on a run that goes on while the notebook does other things.
+
+    ``wait()`` blocks until it ends and returns why it ended (``"complete"``, ``"timeout"``,
+    ``"stopped"``, ``"exhausted"``), raising what the run raised; ``await run`` does the same
+    without blocking an event loop. Displayed in a notebook, it shows the study's live view.
+
+    Example:
+        >>> import asynchpo as ah
+        >>> study = ah.Study(ah.Space(x=ah.Float(0, 1)), sampler=ah.RandomSampler(seed=0))
+        >>> run = study.start(lambda p: p["x"], n_trials=5, progress=False)
+        >>> run.wait(timeout=30)
+        'complete'
+        >>> run.done, len(study.trials)
+        (True, 5)
+    """
+
+    def __init__(self, study: Study, driver: Driver, future: concurrent.futures.Future[str]):
+        self.study, self._driver, self._future = study, driver, future
+        future.add_done_callback(self._report_failure)
+
+    def _report_failure(self, future: concurrent.futures.Future[str]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            logger.error(
+                "study %r: the run stopped on an error: %r (run.wait() raises it)",
+                self.study.name,
+                future.exception(),
+            )
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has ended."""
+        return self._future.done()
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run ended (None while it runs or if it raised)."""
+        if not self._future.done() or self._future.exception() is not None:
+            return None
+        return self._future.result()
+
+    def exception(self) -> BaseException | None:
+        """What the run raised, if it has ended on an error."""
+        return self._future.exception() if self._future.done() else None
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run ends; return why, or raise what it raised.
+
+        Raises:
+            TimeoutError: Still running after ``timeout`` seconds (it goes on).
+        """
+        try:
+            return self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"study {self.study.name!r} still runs after {timeout}s") from None
+
+    def __await__(self) -> Generator[Any, None, str]:
+        return asyncio.wrap_future(self._future).__await__()
+
+    def stop(self, cancel_running: bool = False) -> None:
+        """Ask no new trials; running ones finish, or with ``cancel_running`` are
+        interrupted (the next ``optimize`` runs them again). Returns at once."""
+        self._driver.request_stop(cancel_running=cancel_running)
+
+    def stop_trial(self, number: int) -> None:
+        """Stop one running trial; it is recorded as failed (``cancelled``). Returns at once."""
+        self._driver.request_cancel(number)
+
+    def __repr__(self) -> str:
+        state = "running" if not self.done else (self.reason or "failed")
+        return f"<Run of study {self.study.name!r}: {state}>"
+
+    def _ipython_display_(self) -> None:
+        self.study._ipython_display_()
