@@ -37,8 +37,10 @@ from asynchpo.trial import Failure, Trial, TrialState
 from asynchpo.widgets._env import in_notebook, show
 
 if TYPE_CHECKING:
+    import xarray as xr
     from distributed import Client
 
+    from asynchpo.plot import StudyPlots
     from asynchpo.widgets._view import StudyWidget
 
 __all__ = ["Study"]
@@ -617,6 +619,38 @@ class Study:
             show(self.widget())
         else:
             print(repr(self))
+
+    def to_xarray(self) -> xr.Dataset:
+        """The trials as an ``xarray.Dataset``: a ``trial`` dimension (parameters with their
+        distribution in ``attrs``, metrics, state, worker, times) and a ``step`` dimension for
+        the reported learning curves. Save it with ``to_netcdf`` or ``to_zarr``; rebuild the
+        study with :meth:`from_xarray`. Needs ``asynchpo[results]``."""
+        from asynchpo.results import to_xarray
+
+        return to_xarray(self)
+
+    @classmethod
+    def from_xarray(
+        cls,
+        ds: xr.Dataset,
+        storage: str | os.PathLike[str] | BaseStorage | None = None,
+        name: str | None = None,
+        sampler: BaseSampler | None = None,
+    ) -> Study:
+        """A study rebuilt from :meth:`to_xarray`'s Dataset (e.g. read back from netCDF),
+        ready to look at or to go on with. Trials running when it was saved come back
+        ``INTERRUPTED``."""
+        from asynchpo.results import from_xarray
+
+        return from_xarray(ds, storage=get_storage(storage), name=name, sampler=sampler)
+
+    @property
+    def plot(self) -> StudyPlots:
+        """Plots of the study (hvplot): ``study.plot.history()``, ``.slice()``,
+        ``.parallel_coordinates()``, ``.learning_curves()``, ``.importance()``."""
+        from asynchpo.plot import StudyPlots
+
+        return StudyPlots(self)
 
     def stop(self, cancel_running: bool = False) -> None:
         """Stop the running ``optimize``: no new trials; running ones finish, or with

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import asynchpo as ah
+from asynchpo.plot import _records
+
+pytest.importorskip("hvplot")
+pytest.importorskip("xarray")
+
+SPACE = ah.Space(x=ah.Float(1e-3, 1, log=True), k=ah.Int(1, 5), c=ah.Categorical(["a", "b"]))
+
+
+def objective(p):
+    if p["k"] == 5 and p["c"] == "b":
+        raise ValueError("a failing corner")
+    for step in range(4):
+        ah.report(step, value=p["x"] * (4 - step))
+    return p["x"] + 0.1 * p["k"] + (p["c"] == "a")
+
+
+@pytest.fixture(scope="module")
+def study():
+    s = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), name="plots")
+    s.optimize(objective, n_trials=60, max_concurrent=2, progress=False)
+    return s
+
+
+def test_history_record_is_the_running_best(study):
+    r = _records.history(study.to_xarray())
+    done = study.get_trials(["complete"])
+    assert list(r.trial) == [t.number for t in done]
+    np.testing.assert_array_equal(r.best, np.minimum.accumulate([t.value for t in done]))
+    assert r.best[-1] == study.best_value == r.best_by_time[-1]
+    assert (np.diff(r.seconds[r.order]) >= 0).all() and (r.seconds >= 0).all()
+
+
+def test_slice_and_parallel_records(study):
+    ds = study.to_xarray()
+    s = _records.slices(ds)
+    assert s.log == {"x": True, "k": False, "c": False} and len(s.value) == len(s.trial)
+    p = _records.parallel(ds)
+    assert p.scaled.shape == (len(p.value), 3) and ((p.scaled >= 0) & (p.scaled <= 1)).all()
+    best = int(np.argmin(p.value))
+    assert p.group[best] == "best 10%" and set(p.group) == {"best 10%", "10-50%", "worst 50%"}
+
+
+def test_curves_record_and_a_bad_metric(study):
+    c = _records.curves(study.to_xarray())
+    n = len(study.get_trials(["complete"]))
+    assert c.metric == "value" and len(c.value) == 4 * n and set(c.step) == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="no learning curve of 'loss'"):
+        _records.curves(study.to_xarray(), "loss")
+
+
+def test_importance_matches_the_variance_shares_of_an_additive_objective(study):
+    r = _records.importance(study.to_xarray())
+    # objective = x + 0.1 k + [c == "a"]: additive, so first order = total = variance share
+    # x log-uniform on [1e-3, 1], k uniform on 1..5, c a fair coin
+    a, b = np.log(1e-3), 0.0
+    ex = (np.exp(b) - np.exp(a)) / (b - a)
+    ex2 = (np.exp(2 * b) - np.exp(2 * a)) / (2 * (b - a))
+    var = {"x": ex2 - ex**2, "k": 0.01 * 2.0, "c": 0.25}
+    share = {p: v / sum(var.values()) for p, v in var.items()}
+    got = dict(zip(r.params, r.first, strict=True))
+    for p in share:
+        assert abs(got[p] - share[p]) < 0.08, (got, share)
+    assert np.all(r.total >= r.first - 0.02)
+    assert max(got, key=got.get) == "c"
+
+
+def test_every_plot_draws_and_saves_without_a_cdn(study, tmp_path):
+    import holoviews as hv
+
+    plots = study.plot
+    for plot in [
+        plots.history(),
+        plots.history(by="time"),
+        plots.slice(),
+        plots.parallel_coordinates(),
+        plots.learning_curves(),
+        plots.importance(),
+    ]:
+        assert isinstance(plot, hv.core.Dimensioned)
+    path = tmp_path / "history.html"
+    plots.save(plots.history(), path)
+    html = path.read_text()
+    assert "Bokeh" in html and "cdn.bokeh.org" not in html
+
+
+def test_bad_arguments_are_named(study):
+    with pytest.raises(ValueError, match="by must be"):
+        study.plot.history(by="epoch")
+    with pytest.raises(ValueError, match=r"params: \['nope'\]"):
+        study.plot.slice(["nope"])
+
+
+def test_an_empty_study_plots_without_error():
+    empty = ah.Study(SPACE)
+    empty.plot.history()
+    r = _records.importance(empty.to_xarray())
+    assert np.isnan(r.first).all()
