@@ -37,7 +37,13 @@ class Run:
         future.add_done_callback(self._report_failure)
 
     def _report_failure(self, future: concurrent.futures.Future[str]) -> None:
-        if not future.cancelled() and future.exception() is not None:
+        failed = not future.cancelled() and future.exception() is not None
+        view = self.study._widget
+        if view is not None:
+            if failed:
+                view.show_error(future.exception())
+            view.draw()  # the end, at once
+        if failed:
             logger.error(
                 "study %r: the run stopped on an error: %r (run.wait() raises it)",
                 self.study.name,
@@ -70,6 +76,9 @@ class Run:
             return self._future.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"study {self.study.name!r} still runs after {timeout}s") from None
+        finally:
+            if self._future.done() and self.study._widget is not None:
+                self.study._widget.flush()  # the end, sent from the waiting cell
 
     def __await__(self) -> Generator[Any, None, str]:
         return asyncio.wrap_future(self._future).__await__()

@@ -515,13 +515,19 @@ class Study:
             callbacks,
             progress,
         )
+        view = None
         if progress is not False and in_notebook():
-            show(self.widget())
-        block_on(
-            lambda: self._drive(driver, progress),
-            driver.backend.loop,
-            lambda: driver.request_stop(cancel_running=True, reason="KeyboardInterrupt"),
-        )
+            view = self.widget()
+            show(view)
+        try:
+            block_on(
+                lambda: self._drive(driver, progress),
+                driver.backend.loop,
+                lambda: driver.request_stop(cancel_running=True, reason="KeyboardInterrupt"),
+            )
+        finally:
+            if view is not None:
+                view.flush()  # the end, sent before the cell returns
 
     async def optimize_async(
         self,
@@ -597,12 +603,7 @@ class Study:
         future = launch(lambda: self._drive(driver, progress), driver.backend.loop)
         run = Run(self, driver, future)
         self._run = run
-        future.add_done_callback(self._show_failure)
         return run
-
-    def _show_failure(self, future: Any) -> None:
-        if self._widget is not None and not future.cancelled() and future.exception():
-            self._widget.show_error(future.exception())
 
     def widget(self) -> StudyWidget:
         """The study's live view for a notebook (one per study: displaying it again, even

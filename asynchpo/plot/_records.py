@@ -77,9 +77,9 @@ class Importance:
 
 
 def _complete(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
-    objective = str(ds.attrs["objective"])
-    if objective not in ds:
-        objective = f"metric_{objective}"
+    from asynchpo.results._xarray import metric_name
+
+    objective = metric_name(ds, str(ds.attrs["objective"])) or "<none>"
     done = ds.isel(trial=np.flatnonzero(ds["state"].values == "complete"))
     if objective in done:
         done = done.isel(trial=np.flatnonzero(np.isfinite(done[objective].values)))

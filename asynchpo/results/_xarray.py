@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from asynchpo.study import Study
 
 FORMAT = 1  # bumped when the layout changes
-_TRIAL_VARS = ("state", "failure", "error", "worker", "attempts", "asked", "start", "end")
+_TRIAL_VARS = ("state", "failure", "error_message", "worker", "attempts", "asked", "start", "end")
 
 
 def _xarray() -> Any:
@@ -128,7 +128,11 @@ def to_xarray(study: Study) -> xr.Dataset:
         _strings(["" if t.failure is None else t.failure.value for t in trials]),
         {"role": "trial"},
     )
-    data["error"] = (("trial",), _strings([t.error or "" for t in trials]), {"role": "trial"})
+    data["error_message"] = (
+        ("trial",),
+        _strings([t.error or "" for t in trials]),
+        {"role": "trial"},
+    )
     data["worker"] = (("trial",), _strings([t.worker or "" for t in trials]), {"role": "trial"})
     data["attempts"] = (
         ("trial",),
@@ -179,6 +183,15 @@ def to_xarray(study: Study) -> xr.Dataset:
     )
     dataset: xr.Dataset = ds
     return dataset
+
+
+def metric_name(ds: xr.Dataset, metric: str) -> str | None:
+    """The variable that holds ``metric`` (its name, or ``metric_<name>`` on a clash)."""
+    for var in ds.data_vars:
+        attrs = ds[var].attrs
+        if attrs.get("role") == "metric" and attrs.get("metric") == metric:
+            return str(var)
+    return None
 
 
 def _param_value(da: Any, i: int) -> Any:
@@ -295,7 +308,7 @@ def _replay_trial(
         study._record(TrialCompleted(time=end, number=number, values=values))
     elif state is TrialState.FAILED:
         failure = str(ds["failure"].values[i]) or "error"
-        reason = str(ds["error"].values[i])
+        reason = str(ds["error_message"].values[i])
         study._record(TrialFailed(time=end, number=number, reason=reason, failure=failure))
     elif state is TrialState.PRUNED:
         study._record(TrialPruned(time=end, number=number, step=last_step))

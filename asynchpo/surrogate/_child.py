@@ -16,6 +16,7 @@ import concurrent.futures
 import itertools
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -71,6 +72,7 @@ class Child:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
+                start_new_session=True,  # a Ctrl-C or a kernel interrupt is the parent's
             )
             threading.Thread(
                 target=self._read, args=(self._proc,), name="asynchpo-fit-reader", daemon=True
@@ -148,6 +150,7 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # it ends when the parent closes stdin
     import torch
 
     torch.set_num_threads(1)

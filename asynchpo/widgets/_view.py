@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import html
 import threading
 import time
@@ -104,7 +105,7 @@ class StudyWidget:
         self.study, self.interval = study, 1.0 / max_rate
         self.draws = 0  # how many times it redrew (for tests and measurements)
         self.busy = 0.0  # seconds spent folding and drawing
-        self._queue: list[Event] = []
+        self._queue: collections.deque[Event] = collections.deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self.state = ViewState()
@@ -146,6 +147,19 @@ class StudyWidget:
             ]
         )
         self.box.add_class("asynchpo-study")
+        self._parts = [
+            self.title,
+            self.progress,
+            self.counts,
+            self.best,
+            self.plot,
+            self.running,
+            self.recent,
+            self.message,
+            self.stop_button,
+            self.trial_choice,
+            self.stop_trial_button,
+        ]
         with study._lock:  # no event slips between the journal read and the subscription
             self.state = fold(study.storage.read(study.name))
             study._listeners.append(self._on_event)
@@ -159,7 +173,7 @@ class StudyWidget:
         return self.box._repr_mimebundle_(**kwargs)
 
     def _on_event(self, event: Event) -> None:
-        self._queue.append(event)  # list.append is atomic: no lock on the driver's path
+        self._queue.append(event)  # deque.append is atomic: no lock on the driver's path
         self._wake.set()
 
     def _stop_trial(self) -> None:
@@ -187,13 +201,21 @@ class StudyWidget:
         """Fold the events that came since the last draw, then draw the state."""
         t0 = time.perf_counter()
         with self._lock:
-            events, self._queue = self._queue, []
+            events = [self._queue.popleft() for _ in range(len(self._queue))]
             if events:
                 self.state = fold(events, self.state)
             self._render(self.state, time.time())
             self._last = time.monotonic()
             self.draws += 1
         self.busy += time.perf_counter() - t0
+
+    def flush(self) -> None:
+        """Draw now and send every part's whole state from this thread: the cell that calls
+        it (``run.wait()``, a blocking ``optimize``) then carries the final view, which is
+        what a notebook saved afterwards keeps."""
+        self.draw()
+        for part in self._parts:
+            part.send_state()
 
     def _render(self, s: ViewState, now: float) -> None:
         study = self.study

@@ -50,7 +50,7 @@ def test_layout(study):
     failed = [t.number for t in study.get_trials(["failed"])]
     assert all(math.isnan(ds["loss"].sel(trial=n).item()) for n in failed)
     assert ds["failure"].sel(trial=failed[0]).item() == "error"
-    assert "too deep" in ds["error"].sel(trial=failed[0]).item()
+    assert "too deep" in ds["error_message"].sel(trial=failed[0]).item()
     curve = ds["curve_loss"].sel(trial=t.number).values
     np.testing.assert_allclose(curve, [t.params["lr"] * 3, t.params["lr"] * 2, t.params["lr"]])
     assert (ds["duration"] >= 0).all() and ds["worker"].values[0] != ""
