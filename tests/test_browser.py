@@ -164,3 +164,69 @@ def _run_quickstart(page, url: str, token: str) -> None:
         time.sleep(0.5)
     body = page.locator("body").inner_text()
     assert "Could not create a view" not in body and "Traceback" not in body
+
+
+RUNNING = """\
+import time
+import asynchpo as ah
+
+study = ah.Study(ah.Space(x=ah.Float(0, 1)), sampler=ah.RandomSampler(seed=0))
+
+def slow(params):
+    time.sleep(0.25)
+    return params["x"]
+
+run = study.start(slow, n_trials=60, max_concurrent=2)
+run"""
+
+
+def _done(page) -> int:
+    text = page.locator(".asynchpo-counts").first.inner_text()
+    return int(text.split("/")[0].strip())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_view_reattaches_when_the_notebook_is_reopened(lab, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(RUNNING)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, tmp_path / "running.ipynb")
+    url, token = lab
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=_chromium(), args=["--no-sandbox", "--headless=new"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(f"{url}/lab/tree/running.ipynb?token={token}&reset")
+            page.wait_for_function(
+                "() => window.jupyterapp && "
+                "document.body.innerText.includes('Python 3 (ipykernel) | Idle')",
+                timeout=180_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.locator(".asynchpo-counts").first.wait_for(timeout=120_000)
+            deadline = time.monotonic() + 60
+            while _done(page) < 4:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+            time.sleep(1.0)
+            page.reload()  # the notebook is opened again; the kernel and its study go on
+            page.locator(".asynchpo-counts").first.wait_for(timeout=120_000)
+            first = _done(page)
+            deadline = time.monotonic() + 120
+            while _done(page) < 60:
+                assert time.monotonic() < deadline, f"stuck at {_done(page)} after reopening"
+                time.sleep(0.2)
+            assert first < 60, "the study ended before the page came back: nothing was tested"
+        finally:
+            page.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
+            browser.close()

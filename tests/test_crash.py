@@ -19,9 +19,13 @@ from asynchpo.storage import SQLiteStorage
 pytestmark = pytest.mark.slow
 
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import asynchpo as ah
     from distributed import Client, LocalCluster
+
+    # Ctrl-C raises KeyboardInterrupt, even when this runs under a background job whose
+    # shell set SIGINT to be ignored (Python then keeps it ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def objective(p):
         time.sleep(float(sys.argv[3]))

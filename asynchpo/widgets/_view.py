@@ -38,6 +38,13 @@ def clock(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _took(seconds: float | None) -> str:
+    """A trial's duration: ``0.25s`` under a minute, else ``1:15``."""
+    if seconds is not None and seconds < 60:
+        return f"{seconds:.3g}s"
+    return clock(seconds)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -298,7 +305,7 @@ class StudyWidget:
             value = "" if t.value is None else f"{t.value:.6g}"
             rows.append(
                 f"<tr><td>{t.number}</td><td>{t.state}</td><td>{value}</td>"
-                f"<td>{clock(t.duration)}</td><td>{html.escape(t.detail[:80])}</td></tr>"
+                f"<td>{_took(t.duration)}</td><td>{html.escape(t.detail[:80])}</td></tr>"
             )
         return (
             "<b>recently finished</b><table><tr><th>trial</th><th>state</th><th>value</th>"
