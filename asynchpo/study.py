@@ -403,6 +403,7 @@ class Study:
         resources: Mapping[str, float] | None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None,
         progress: bool | None,
+        adapt: bool = False,
     ) -> Driver:
         if not callable(objective):
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
@@ -433,10 +434,19 @@ class Study:
                 for k, v in resources.items()
             ):
                 raise ValueError(f"resources must map names to amounts > 0, got {resources!r}")
+        if adapt not in (True, False):
+            raise ValueError(f"adapt must be True or False, got {adapt!r}")
+        if adapt and (client is None or config.max_concurrent is None):
+            raise ValueError(
+                "adapt: needs client= (made from a cluster object) and max_concurrent= "
+                "(the most workers to ask the cluster for)"
+            )
         if client is not None:
             from asynchpo.execution._dask import DaskBackend
 
-            backend = DaskBackend(client, resources=resources)
+            backend = DaskBackend(
+                client, resources=resources, adapt=config.max_concurrent if adapt else None
+            )
         elif backend is None:
             backend = LocalBackend()
         elif not isinstance(backend, Backend):
@@ -476,6 +486,7 @@ class Study:
         resources: Mapping[str, float] | None = None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
         progress: bool | None = None,
+        adapt: bool = False,
     ) -> None:
         """Run trials until the budget is spent, the time is up, or the study is stopped.
 
@@ -501,6 +512,9 @@ class Study:
             callbacks: ``callback(study, trial)`` after each finished trial; may call
                 :meth:`stop`.
             progress: Show a text progress line (default: when stderr is a terminal).
+            adapt: Grow the client's cluster (e.g. a dask-jobqueue ``SLURMCluster``) with the
+                trials waiting to run, never past ``max_concurrent`` workers (required), and
+                give the workers back when the run ends.
         """
         driver = self._make_run(
             objective,
@@ -514,6 +528,7 @@ class Study:
             resources,
             callbacks,
             progress,
+            adapt,
         )
         view = None
         if progress is not False and in_notebook():
@@ -543,6 +558,7 @@ class Study:
         resources: Mapping[str, float] | None = None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
         progress: bool | None = None,
+        adapt: bool = False,
     ) -> None:
         """:meth:`optimize` as a coroutine, for asynchronous code and asynchronous clients.
 
@@ -560,6 +576,7 @@ class Study:
             resources,
             callbacks,
             progress,
+            adapt,
         )
         await self._drive(driver, progress)
 
@@ -577,6 +594,7 @@ class Study:
         resources: Mapping[str, float] | None = None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
         progress: bool | None = None,
+        adapt: bool = False,
     ) -> Run:
         """:meth:`optimize` in the background: returns a :class:`~asynchpo.Run` at once.
 
@@ -598,6 +616,7 @@ class Study:
             resources,
             callbacks,
             progress,
+            adapt,
         )
         self._driver = driver  # taken now: a second start raises until this one ends
         future = launch(lambda: self._drive(driver, progress), driver.backend.loop)

@@ -11,10 +11,10 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from distributed import Client, as_completed, get_worker
+from distributed import Adaptive, Client, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from asynchpo._report import TrialContext, run_trial
@@ -52,6 +52,22 @@ def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
     return out
 
 
+class TrialAdaptive(Adaptive):
+    """dask's adaptive scaling, sized by trials: one worker per trial in flight.
+
+    dask's default target is the workers needed to clear the queued work within a few
+    seconds, judged by expected task times; a study keeps only ``max_concurrent`` trials
+    queued, each as long as it takes, and wants one worker for each of them.
+    """
+
+    def __init__(self, *args: Any, demand: Callable[[], int], **kwargs: Any):
+        self._demand = demand
+        super().__init__(*args, **kwargs)
+
+    async def target(self) -> int:
+        return self._demand()
+
+
 class DaskBackend(QueueBackend):
     """Runs each attempt of a trial as ``client.submit(..., pure=False)``.
 
@@ -66,6 +82,11 @@ class DaskBackend(QueueBackend):
         resources: Worker resources each trial needs, e.g. ``{"GPU": 1}``.
         restart_hung_workers: When a trial overruns ``trial_timeout``, restart the worker that
             runs it (through its nanny): Python cannot stop a running thread otherwise.
+        adapt: Grow the client's cluster (``client.cluster``, e.g. a dask-jobqueue
+            ``SLURMCluster``) with the trials waiting to run, up to ``adapt`` workers, through
+            dask's own ``cluster.adapt``; at the end of the run, stop adapting and give every
+            worker back (``cluster.scale(0)``). A cluster that fails while closing (a worker
+            job killed from outside can leave dask-jobqueue asserting) is logged, not raised.
     """
 
     def __init__(
@@ -73,12 +94,20 @@ class DaskBackend(QueueBackend):
         client: Client,
         resources: Mapping[str, float] | None = None,
         restart_hung_workers: bool = True,
+        adapt: int | None = None,
     ):
         if not isinstance(client, Client):
             raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
         self.client = client
         self.resources = dict(resources) if resources else None
         self.restart_hung_workers = restart_hung_workers
+        self.adapt = adapt
+        self._adaptive: Any = None
+        if adapt is not None and getattr(client, "cluster", None) is None:
+            raise ValueError(
+                "adapt: the client has no cluster object to scale; "
+                "make it from one, e.g. Client(SLURMCluster(...))"
+            )
         assert client.loop is not None, "the client is closed"
         self.loop = client.loop.asyncio_loop  # type: ignore[attr-defined]
         self._futures: dict[str, tuple[int, int]] = {}  # key -> (trial, attempt)
@@ -88,6 +117,8 @@ class DaskBackend(QueueBackend):
         self._tasks: set[asyncio.Future[Any]] = set()
 
     async def default_concurrency(self) -> int:
+        if self.adapt is not None:
+            return self.adapt
         nthreads: dict[str, int] = await self.client.nthreads(asynchronous=True)
         return max(1, sum(nthreads.values()))
 
@@ -101,6 +132,14 @@ class DaskBackend(QueueBackend):
         self._run = run
         self._ac = as_completed(with_results=True, raise_errors=False, loop=self.client.loop)
         self.client.subscribe_topic(self._topic, self._on_event)
+        if self.adapt is not None:
+            cluster: Any = self.client.cluster
+            self._adaptive = cluster.adapt(
+                Adaptive=TrialAdaptive,
+                minimum=0,
+                maximum=self.adapt,
+                demand=lambda: len(self._by_number),
+            )
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         _, msg = event
@@ -179,3 +218,15 @@ class DaskBackend(QueueBackend):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pump is not None and not self._pump.done():
             self._pump.cancel()
+        if self._adaptive is not None:
+            self._give_back()
+
+    def _give_back(self) -> None:
+        """Stop adapting and release every worker: the study's run is over."""
+        cluster: Any = self.client.cluster
+        adaptive, self._adaptive = self._adaptive, None
+        try:
+            adaptive.stop()
+            cluster.scale(0)
+        except Exception as error:  # the study's results are safe; say so and go on
+            logger.warning("asynchpo: giving the cluster's workers back failed: %r", error)

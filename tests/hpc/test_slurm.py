@@ -92,3 +92,129 @@ def test_a_job_cancelled_mid_trial_costs_one_retry_and_the_study_goes_on(cluster
     trials = study.trials
     assert len(trials) == 6 and all(t.state is ah.TrialState.COMPLETE for t in trials)
     assert any(t.attempts == 2 for t in trials), "no trial was retried after the scancel"
+
+
+def _jobs() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_adapt_grows_to_max_concurrent_and_gives_the_workers_back(cluster):
+    import time
+
+    from distributed import Client
+
+    assert not cluster.workers
+    with Client(cluster) as client:
+        seen: list[int] = []
+
+        def count(study, trial):
+            seen.append(len(cluster.scheduler_info["workers"]))
+
+        def objective(p):
+            import time
+
+            time.sleep(0.5)
+            return p["x"]
+
+        study = ah.Study(ah.Space(x=ah.Float(0, 1)), sampler=ah.RandomSampler(seed=2))
+        study.optimize(
+            objective,
+            n_trials=10,
+            client=client,
+            max_concurrent=2,
+            adapt=True,
+            callbacks=[count],
+            progress=False,
+        )
+        assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
+        assert max(seen) == 2, seen  # grew to max_concurrent, never past it
+        deadline = time.monotonic() + 60
+        while _jobs():  # and gave every worker job back
+            assert time.monotonic() < deadline, f"jobs left after the run: {_jobs()}"
+            time.sleep(0.5)
+
+
+def test_adapt_needs_max_concurrent_and_a_cluster(cluster):
+    from distributed import Client
+
+    with Client(cluster) as client:
+        study = ah.Study(ah.Space(x=ah.Float(0, 1)))
+        with pytest.raises(ValueError, match=r"adapt: needs client= .* and max_concurrent="):
+            study.optimize(lambda p: 0.0, n_trials=1, client=client, adapt=True)
+    assert not study.trials
+
+
+def test_gpu_trials_run_only_on_workers_with_a_gpu(tmp_path):
+    """Fake GPUs, honestly named: the Slurm workers declare a dask resource ``GPU=1``; a
+    plain worker job joins the same scheduler without it. Trials asking for a GPU must all
+    land on the first kind, and see one device (CUDA_VISIBLE_DEVICES, set per job here as
+    Slurm's --gres would)."""
+    import time
+
+    jobqueue = pytest.importorskip("dask_jobqueue")
+    from distributed import Client
+
+    gpu = jobqueue.SLURMCluster(
+        cores=1,
+        processes=1,
+        memory="1GB",
+        walltime="00:10:00",
+        python=sys.executable,
+        log_directory=str(tmp_path),
+        scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
+        worker_extra_args=["--resources", "GPU=1"],
+        job_script_prologue=["export CUDA_VISIBLE_DEVICES=0"],
+    )
+    plain = None
+    try:
+        gpu.scale(1)
+        with Client(gpu) as client:
+            client.wait_for_workers(1, timeout=120)
+            plain = subprocess.run(
+                [
+                    "sbatch",
+                    "--parsable",
+                    "--mem=1G",
+                    "--cpus-per-task=1",
+                    "-o",
+                    str(tmp_path / "plain.out"),
+                    "--wrap",
+                    f"{sys.executable} -m distributed.cli.dask_worker "
+                    f"{gpu.scheduler_address} --nthreads 1 --no-dashboard",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            client.wait_for_workers(2, timeout=120)
+            info = client.scheduler_info()["workers"]
+            with_gpu = {a for a, w in info.items() if w.get("resources", {}).get("GPU")}
+            assert len(with_gpu) == 1 and len(info) == 2
+
+            def objective(p):
+                import os
+                import time
+
+                time.sleep(0.1)
+                return {"value": p["x"], "devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+
+            study = ah.Study(ah.Space(x=ah.Float(0, 1)), sampler=ah.RandomSampler(seed=3))
+            study.optimize(
+                objective,
+                n_trials=8,
+                client=client,
+                max_concurrent=2,
+                resources={"GPU": 1},
+                progress=False,
+            )
+            trials = study.trials
+            assert all(t.state is ah.TrialState.COMPLETE for t in trials)
+            assert {t.worker for t in trials} == with_gpu
+            assert {t.values["devices"] for t in trials} == {"0"}
+    finally:
+        if plain:
+            subprocess.run(["scancel", plain], check=False)
+        with contextlib.suppress(AssertionError):
+            gpu.close()
+        time.sleep(0.5)
