@@ -218,3 +218,30 @@ def test_gpu_trials_run_only_on_workers_with_a_gpu(tmp_path):
         with contextlib.suppress(AssertionError):
             gpu.close()
         time.sleep(0.5)
+
+
+def test_the_hpc_notebook_runs_on_slurm(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    source = Path(__file__).resolve().parents[2] / "notebooks" / "hpc-slurm.ipynb"
+    shutil.copy(source, tmp_path / source.name)
+    nb = nbformat.read(tmp_path / source.name, as_version=4)
+    import os
+
+    os.environ["ASYNCHPO_SMALL"] = "1"
+    try:
+        nbclient.NotebookClient(
+            nb,
+            timeout=300,
+            kernel_name="python3",
+            store_widget_state=True,
+            resources={"metadata": {"path": str(tmp_path)}},
+        ).execute()
+    finally:
+        del os.environ["ASYNCHPO_SMALL"]
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    bars = [m["state"] for m in state.values() if m["model_name"] == "IntProgressModel"]
+    assert bars and bars[-1]["value"] == bars[-1]["max"] == 12
