@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from asynchpo.results._xarray import param_value
 from asynchpo.space import Space
 
 if TYPE_CHECKING:
@@ -134,28 +135,12 @@ def parallel(ds: xr.Dataset) -> Parallel:
     value = done[objective].values.astype(float) if objective in done else np.empty(0)
     if not len(value):
         return Parallel(str(ds.attrs["objective"]), axes, np.empty((0, len(axes))), value, value)
-    rows = [{p: _native(ds[p], done[p].values[i]) for p in axes} for i in range(len(value))]
+    rows = [{p: param_value(ds[p], done[p].values[i]) for p in axes} for i in range(len(value))]
     scaled = np.array([space.encode(r) for r in rows])
     rank = np.argsort(np.argsort(value if ds.attrs["direction"] == "minimize" else -value))
     q = (rank + 0.5) / len(value)
     group = np.where(q <= 0.1, "best 10%", np.where(q <= 0.5, "10-50%", "worst 50%"))
     return Parallel(str(ds.attrs["objective"]), axes, scaled, value, group)
-
-
-def _native(da: xr.DataArray, v: Any) -> Any:
-    import json
-
-    kind = da.attrs["type"]
-    if kind == "int":
-        return int(v)
-    if kind == "float":
-        return float(v)
-    if da.attrs.get("encoding") == "json":
-        return json.loads(str(v))
-    for c in json.loads(da.attrs["choices"]):
-        if c == v or str(c) == str(v):
-            return c
-    return v
 
 
 def curves(ds: xr.Dataset, metric: str | None = None) -> Curves:
@@ -201,7 +186,7 @@ def importance(ds: xr.Dataset, n: int = 2**11, seed: int = 0) -> Importance:
     if len(value) < 3 or np.ptp(value) == 0:
         nan = np.full(len(names), math.nan)
         return Importance(str(ds.attrs["objective"]), names, nan, nan, len(value))
-    rows = [{p: _native(ds[p], done[p].values[i]) for p in names} for i in range(len(value))]
+    rows = [{p: param_value(ds[p], done[p].values[i]) for p in names} for i in range(len(value))]
     X = np.array([space.encode(r) for r in rows])
     features = Features(space)
     warp = Warp.fit(value)

@@ -194,8 +194,8 @@ def metric_name(ds: xr.Dataset, metric: str) -> str | None:
     return None
 
 
-def _param_value(da: Any, i: int) -> Any:
-    v = da.values[i]
+def param_value(da: Any, v: Any) -> Any:
+    """A parameter's value as the space gives it, from an element of its variable ``da``."""
     kind = da.attrs["type"]
     if kind == "int":
         return int(v)
@@ -273,7 +273,7 @@ def _replay_trial(
 
     if number != study._state.n_trials:
         raise ValueError(f"ds: trial numbers must run 0, 1, 2, ...; got {number} at row {i}")
-    params = {p: _param_value(ds[p], i) for p in space.names}
+    params = {p: param_value(ds[p], ds[p].values[i]) for p in space.names}
     asked = when("asked", 0.0)
     study._record(TrialAsked(time=asked, number=number, params=params, run=None))
     worker = str(ds["worker"].values[i]) or None

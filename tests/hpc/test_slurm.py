@@ -26,10 +26,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def cluster(tmp_path):
+def _slurm_cluster(tmp_path, **extra):
+    """One-core, 1 GB worker jobs on the local Slurm, their logs in ``tmp_path``."""
     jobqueue = pytest.importorskip("dask_jobqueue")
-    c = jobqueue.SLURMCluster(
+    return jobqueue.SLURMCluster(
         cores=1,
         processes=1,
         memory="1GB",
@@ -37,7 +37,13 @@ def cluster(tmp_path):
         python=sys.executable,
         log_directory=str(tmp_path),
         scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
+        **extra,
     )
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = _slurm_cluster(tmp_path)
     yield c
     with contextlib.suppress(AssertionError):  # dask-jobqueue, after a job killed outside
         c.close()
@@ -152,17 +158,10 @@ def test_gpu_trials_run_only_on_workers_with_a_gpu(tmp_path):
     Slurm's --gres would)."""
     import time
 
-    jobqueue = pytest.importorskip("dask_jobqueue")
     from distributed import Client
 
-    gpu = jobqueue.SLURMCluster(
-        cores=1,
-        processes=1,
-        memory="1GB",
-        walltime="00:10:00",
-        python=sys.executable,
-        log_directory=str(tmp_path),
-        scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
+    gpu = _slurm_cluster(
+        tmp_path,
         worker_extra_args=["--resources", "GPU=1"],
         job_script_prologue=["export CUDA_VISIBLE_DEVICES=0"],
     )
