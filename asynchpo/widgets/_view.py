@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from asynchpo._checks import positive_float
 from asynchpo.events import Event
 from asynchpo.widgets._state import ViewState, fold
 
@@ -109,7 +110,7 @@ class StudyWidget:
 
     def __init__(self, study: Study, max_rate: float = 4.0):
         W = _ipywidgets()
-        self.study, self.interval = study, 1.0 / max_rate
+        self.study, self.interval = study, 1.0 / positive_float("max_rate", max_rate)
         self.draws = 0  # how many times it redrew (for tests and measurements)
         self.busy = 0.0  # seconds spent folding and drawing
         self._queue: collections.deque[Event] = collections.deque()

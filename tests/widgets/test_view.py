@@ -105,3 +105,10 @@ def test_an_error_in_the_run_shows_in_the_view():
         run.wait(30)
     _until(lambda: "callback broke" in w.message.value)
     assert w.progress.bar_style == "danger"
+
+
+def test_a_bad_redraw_rate_is_named():
+    from asynchpo.widgets._view import StudyWidget
+
+    with pytest.raises(ValueError, match="max_rate"):
+        StudyWidget(ah.Study(SPACE), max_rate=0)
