@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from asynchpo.acquisition._functions import log_ei, log_h, rff_evaluate, rff_sample, ucb
+from asynchpo.acquisition._functions import (
+    log_ei,
+    log_ei_grad,
+    log_h,
+    rff_evaluate,
+    rff_evaluate_grad,
+    rff_sample,
+    ucb,
+    ucb_grad,
+)
 from asynchpo.acquisition._namespace import (
     Namespace,
     cupy_namespace,
@@ -18,10 +27,13 @@ __all__ = [
     "get_namespace",
     "gpu_available",
     "log_ei",
+    "log_ei_grad",
     "log_h",
     "numpy_namespace",
     "optimize_acquisition",
     "rff_evaluate",
+    "rff_evaluate_grad",
     "rff_sample",
     "ucb",
+    "ucb_grad",
 ]

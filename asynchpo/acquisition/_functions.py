@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from asynchpo.acquisition._namespace import Namespace
 
@@ -50,6 +51,36 @@ def log_ei(mean: Any, var: Any, best: float, ns: Namespace) -> Any:
     xp = ns.xp
     sigma = xp.sqrt(var)
     return log_h((best - mean) / sigma, ns) + xp.log(sigma)
+
+
+def log_ei_grad(
+    mean: np.ndarray, var: np.ndarray, dmean: np.ndarray, dvar: np.ndarray, best: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`log_ei` (`m`) and its gradient (`m x D`), given the posterior's mean and
+    variance (`m`) and their gradients (`m x D`). NumPy: it refines a few points.
+
+    ``d log h(z) / dz = Phi(z) / h(z)``, taken as ``exp(log Phi(z) - log h(z))`` so that it
+    stays finite far in the tail, where it tends to ``-z``.
+    """
+    from asynchpo.acquisition._namespace import numpy_namespace
+
+    sigma = np.sqrt(var)
+    z = (best - mean) / sigma
+    lh = log_h(z, numpy_namespace())
+    dsigma = dvar / (2.0 * sigma)[:, None]
+    dz = (-dmean - z[:, None] * dsigma) / sigma[:, None]
+    ratio = np.exp(special.log_ndtr(z) - lh)
+    value = lh + np.log(sigma)
+    return value, ratio[:, None] * dz + dsigma / sigma[:, None]
+
+
+def ucb_grad(
+    mean: np.ndarray, var: np.ndarray, dmean: np.ndarray, dvar: np.ndarray, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ucb` (`m`) and its gradient (`m x D`), as :func:`log_ei_grad`."""
+    sigma = np.sqrt(var)
+    root = math.sqrt(beta)
+    return -(mean - root * sigma), -dmean + (root / (2.0 * sigma))[:, None] * dvar
 
 
 def ucb(mean: Any, var: Any, beta: float, ns: Namespace) -> Any:
@@ -95,3 +126,12 @@ def rff_evaluate(
     xp = ns.xp
     F = len(weights)
     return math.sqrt(2.0 * outputscale / F) * xp.cos(Xc @ omega.T + phase) @ weights
+
+
+def rff_evaluate_grad(
+    Xc: np.ndarray, omega: np.ndarray, phase: np.ndarray, weights: np.ndarray, outputscale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A :func:`rff_sample` draw at `m x D` inputs (`m`) and its gradient (`m x D`)."""
+    c = math.sqrt(2.0 * outputscale / len(weights))
+    arg = Xc @ omega.T + phase
+    return c * np.cos(arg) @ weights, -c * (np.sin(arg) * weights) @ omega

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 Score = Callable[[np.ndarray], np.ndarray]
+Gradient = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def optimize_acquisition(
@@ -22,6 +23,10 @@ def optimize_acquisition(
     radii: tuple[float, ...] = (0.05, 0.015, 0.004),
     busy: np.ndarray | None = None,
     separation: float = 1e-3,
+    gradient: Gradient | None = None,
+    free: np.ndarray | None = None,
+    n_polish: int = 4,
+    max_iter: int = 40,
 ) -> tuple[np.ndarray, float]:
     """The best point found for ``score`` (higher is better), and its score.
 
@@ -33,6 +38,11 @@ def optimize_acquisition(
     3. A point equal (after ``snap``) to one of ``avoid`` (observed, failed or pending
        points), or within ``separation`` (in every coordinate) of one of ``busy`` (the
        running trials), is never returned while another candidate remains.
+    4. With a ``gradient``, the ``n_polish`` best points then climb it by L-BFGS-B in the
+       ``free`` (continuous) coordinates, within the unit cube, all at once as one problem
+       (their sum: the starts are independent, so this is each start's own ascent, sharing
+       a line search); a climbed point replaces its start when its score is higher and it
+       is not excluded.
 
     Args:
         score: Scores of unit-cube points `m x d` (already snapped), `m`.
@@ -47,6 +57,10 @@ def optimize_acquisition(
         radii: Standard deviations of the refinement rounds, in unit-cube units.
         busy: Points of running trials, `p x d`.
         separation: Least distance (max-norm, unit cube) from a running trial.
+        gradient: Scores and their gradients (`m x d`) at unit-cube points, or None.
+        free: The coordinates the gradient may move (default: all).
+        n_polish: Points refined by gradient.
+        max_iter: L-BFGS-B iterations.
     """
     busy = np.empty((0, base.shape[1])) if busy is None else busy
 
@@ -91,8 +105,50 @@ def optimize_acquisition(
         trial = trial.reshape(len(starts), n_local, d)
         starts[better] = trial[better, arg[better]]
         best[better] = tv[better, arg[better]]
+    if gradient is not None and n_polish:
+        top = np.argsort(-best)[:n_polish]
+        top = top[np.isfinite(best[top])]
+        if len(top):
+            climbed = snap(
+                _climb(gradient, starts[top], np.arange(d) if free is None else free, max_iter)
+            )
+            cv = score(climbed)
+            cv[excluded(climbed)] = -np.inf
+            up = cv > best[top]
+            starts[top[up]], best[top[up]] = climbed[up], cv[up]
     i = int(np.argmax(best))
     return starts[i], float(best[i])
+
+
+def _climb(gradient: Gradient, starts: np.ndarray, free: np.ndarray, max_iter: int) -> np.ndarray:
+    """``starts`` moved uphill on ``gradient`` in the ``free`` coordinates (L-BFGS-B)."""
+    from scipy.optimize import minimize
+
+    if not len(free):
+        return starts
+    shape = (len(starts), len(free))
+
+    def negated(v: np.ndarray) -> tuple[float, np.ndarray]:
+        points = starts.copy()
+        points[:, free] = v.reshape(shape)
+        values, grads = gradient(points)
+        ok = np.isfinite(values)
+        g = np.where(ok[:, None], grads[:, free], 0.0)
+        return -float(values[ok].sum()), -g.ravel()
+
+    x0 = starts[:, free].ravel()
+    with np.errstate(all="ignore"):
+        res = minimize(
+            negated,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * len(x0),
+            options={"maxiter": max_iter},
+        )
+    out = starts.copy()
+    out[:, free] = np.clip(res.x, 0.0, 1.0).reshape(shape)
+    return out
 
 
 def _keys(points: np.ndarray) -> np.ndarray:

@@ -16,16 +16,19 @@ from asynchpo.acquisition import (
     Namespace,
     get_namespace,
     log_ei,
+    log_ei_grad,
     optimize_acquisition,
     rff_evaluate,
+    rff_evaluate_grad,
     rff_sample,
     ucb,
+    ucb_grad,
 )
 from asynchpo.samplers._base import BaseSampler, History
 from asynchpo.samplers._producer import Producer
 from asynchpo.samplers._sobol import SobolSampler
 from asynchpo.space import Space
-from asynchpo.surrogate import Features, Hyper, Posterior, Warp, fit_hyper
+from asynchpo.surrogate import Fantasy, Features, Hyper, Posterior, Warp, fit_hyper
 from asynchpo.surrogate._child import ChildLostError, child
 
 _ACQUISITIONS = ("log_ei", "ucb", "thompson")
@@ -68,7 +71,9 @@ class GPSampler(BaseSampler):
       suggested again;
     - maximizes the acquisition over a quasi-random candidate set (tens of thousands of
       points on a CPU, a million on a GPU via CuPy), points around the best trials, then a
-      local refinement.
+      local refinement: random neighbourhoods, and a final climb of the acquisition's
+      analytic gradient (L-BFGS-B) in the continuous coordinates, as many steps as fit in
+      the time a suggestion is given.
 
     Hyperparameters are fitted (gpytorch, warm-started) on a geometric schedule in a
     background thread and swapped in when ready, so ``suggest`` never waits for a fit (until
@@ -136,7 +141,7 @@ class GPSampler(BaseSampler):
         self._job_data: tuple[np.ndarray, np.ndarray] = (np.empty((0, 0)), np.empty(0))
         self._job_n = 0
         self._next_refit = 0
-        self._slowdown, self._target = 1.0, 0.012  # measured / modelled seconds per suggest
+        self._slowdown, self._target = 1.0, 0.008  # measured / modelled seconds per suggest
         self._base: np.ndarray | None = None
 
     @property
@@ -197,23 +202,29 @@ class GPSampler(BaseSampler):
 
     # -- suggesting ----------------------------------------------------------------------------
 
-    def _budget(self, n_obs: int) -> tuple[int, int, int]:
+    def _budget(self, n_obs: int) -> tuple[int, int, int, int]:
         """Sizes of the quasi-random set, the points around the best trials, and the
-        refinement neighbours per start and round, so that a suggest stays within ~10 ms of
-        scoring up to n = 300 and ~40 ms at n = 1000 on one CPU core (a million on a GPU)."""
+        refinement neighbours per start and round, and the gradient steps of the last
+        refinement, so that a suggest stays within ~10 ms of scoring up to n = 300 and
+        ~40 ms at n = 1000 on one CPU core (a million candidates on a GPU)."""
+        # seconds per gradient step (2 points, 2 triangular solves of the n x n factor)
+        step = 4e-4 + 3.5e-9 * (n_obs + 10) ** 2
         if self.namespace.gpu:
             base = self.n_candidates or 2**20
-            return base, 4096, 256
+            return base, 4096, 256, 40
         # seconds per scored candidate on one core, measured: kernel ~ n, solve ~ n^2; times
         # how much slower the last suggestions ran here (a busy or slower machine)
         per = 6.5e-8 * (n_obs + 10) + 6.4e-11 * (n_obs + 10) ** 2 + 5e-7
         per *= self._slowdown
-        self._target = 0.012 + 0.023 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2
-        total = self._target / per
+        self._target = 0.008 + 0.027 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2
+        # 40 % of the time to the gradient steps (none if too few fit), the rest to scoring
+        n_iter = min(40, int(0.4 * self._target / (step * self._slowdown)))
+        n_iter = n_iter if n_iter >= 4 else 0
+        total = 0.6 * self._target / per
         base = self.n_candidates or 2 ** int(np.clip(np.log2(total / 2), 6, 14))
         anchor = int(np.clip(0.15 * total, 32, 1024))
         local = int(np.clip(0.35 * total / 24, 4, 48))  # 8 starts x 3 rounds
-        return base, anchor, local
+        return base, anchor, local, n_iter
 
     def _candidates(self, d: int, size: int) -> np.ndarray:
         if self._base is None or len(self._base) != size:
@@ -221,10 +232,11 @@ class GPSampler(BaseSampler):
             self._base = engine.random(size)
         return self._base
 
-    def _scorer(self, post: Posterior, n_pending: int, P: np.ndarray) -> Any:
+    def _scorer(self, post: Posterior, n_pending: int, P: np.ndarray) -> tuple[Any, Any]:
         assert self._features is not None
         ns, F = self.namespace, self._features
-        dev = post.to(ns, n_pending)
+        fantasy = Fantasy(post, n_pending)
+        dev = fantasy.to(ns)
         xp = ns.xp
         if self.acquisition == "thompson":
             FP = F(P)
@@ -246,6 +258,10 @@ class GPSampler(BaseSampler):
                     for c in _chunks(U)
                 ]
                 return ns.to_numpy(xp.concatenate(out))
+
+            def value_grad(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                v, g = rff_evaluate_grad(F(U), *draw, h.outputscale)
+                return -v, -g
         else:
             best = float(np.min(post.y))
 
@@ -261,7 +277,20 @@ class GPSampler(BaseSampler):
                     out.append(a)
                 return ns.to_numpy(xp.concatenate(out))
 
-        return score
+            def value_grad(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                mean, var, dmean, dvar = fantasy.predict_grad(F(U))
+                if self.acquisition == "log_ei":
+                    return log_ei_grad(mean, var, dmean, dvar, best)
+                return ucb_grad(mean, var, dmean, dvar, self.beta)
+
+        def gradient(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Scores and their gradients in the unit cube's continuous coordinates."""
+            v, g = value_grad(U)
+            out = np.zeros(U.shape)
+            out[:, F.free] = g[:, F.free_inputs]
+            return v, out
+
+        return score, gradient
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         space = history.space
@@ -300,7 +329,7 @@ class GPSampler(BaseSampler):
         t0 = time.perf_counter()
         snap = self._features.snap
         post = self._sync(history)
-        size, n_anchor, n_local = self._budget(len(history.y) + len(pending))
+        size, n_anchor, n_local, n_iter = self._budget(len(history.y) + len(pending))
         base = self._candidates(space.dim, size)
         top = np.argsort(history.y)[: min(5, len(history.y))]
         anchors = history.X[top]
@@ -309,7 +338,7 @@ class GPSampler(BaseSampler):
         for _ in range(n):
             P = snap(np.vstack([pending, *chosen])) if len(pending) or chosen else pending
             post.fantasize(self._features(P))
-            score = self._scorer(post, len(P), P)
+            score, gradient = self._scorer(post, len(P), P)
             avoid = np.vstack([taken, *chosen]) if chosen else taken
             u, _ = optimize_acquisition(
                 score,
@@ -321,6 +350,10 @@ class GPSampler(BaseSampler):
                 n_local=n_local,
                 n_anchor=n_anchor,
                 busy=P,
+                gradient=gradient if n_iter else None,
+                free=self._features.free,
+                n_polish=2,
+                max_iter=n_iter,
             )
             chosen.append(u[None, :])
         if self.seed is None and not self.namespace.gpu:

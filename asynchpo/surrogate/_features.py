@@ -44,6 +44,12 @@ class Features:
             else:
                 self._continuous.append(j)
         self.dim = len(self._continuous) + sum(k for _, k in self._onehot)
+        stepped = {j for j, _ in self._bins} | {j for j, _ in self._logints}
+        # (unit-cube column, GP input column) of the truly continuous coordinates: where the
+        # acquisition has a gradient
+        pairs = [(j, c) for c, j in enumerate(self._continuous) if j not in stepped]
+        self.free = np.array([j for j, _ in pairs], dtype=int)
+        self.free_inputs = np.array([c for _, c in pairs], dtype=int)
 
     def snap(self, U: np.ndarray) -> np.ndarray:
         """Points moved onto the space's values, shape `n x d`."""

@@ -30,3 +30,19 @@ def matern52(A: Any, B: Any, lengthscales: Any, outputscale: float, xp: Any) -> 
     poly += 1.0  # 1 + r + r^2 / 3
     k *= poly
     return k
+
+
+def matern52_grad(
+    A: Any, B: Any, lengthscales: Any, outputscale: float, xp: Any
+) -> tuple[Any, Any]:
+    """``k(A, B)`` (`n x m`) and its gradient in the rows of ``A`` (`n x m x D`).
+
+    With ``r = sqrt(5) |(a - b) / l|``: ``dk/da = -s (5/3) (1 + r) exp(-r) (a - b) / l^2``,
+    smooth everywhere (also at ``a = b``).
+    """
+    diff = (A[:, None, :] - B[None, :, :]) / lengthscales  # n x m x D, scaled
+    r = SQRT5 * xp.sqrt((diff * diff).sum(axis=2))
+    e = outputscale * xp.exp(-r)
+    k = e * (1.0 + r * (1.0 + r / 3.0))
+    dk = (-(5.0 / 3.0) * e * (1.0 + r))[:, :, None] * (diff / lengthscales)
+    return k, dk

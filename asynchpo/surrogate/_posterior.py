@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 
-from asynchpo.surrogate._kernel import matern52
+from asynchpo.surrogate._kernel import matern52, matern52_grad
 
 JITTER = 1e-8
 
@@ -149,17 +149,7 @@ class Posterior:
 
     def to(self, ns: Any, pending: int = 0) -> DevicePosterior:
         """The arrays prediction needs, on the array namespace ``ns``."""
-        m = self.n + pending
-        xp = ns.xp
-        return DevicePosterior(
-            ns,
-            xp.asarray(self._L[:m, :m]),
-            xp.asarray(self._X[:m]),
-            xp.asarray(self.alpha()),
-            self.n,
-            xp.asarray(self.hyper.lengthscales),
-            self.hyper.outputscale,
-        )
+        return Fantasy(self, pending).to(ns)
 
 
 @dataclass
@@ -169,12 +159,46 @@ class Fantasy:
     base: Posterior
     pending: int
 
+    def to(self, ns: Any) -> DevicePosterior:
+        """The arrays prediction needs, on the array namespace ``ns``."""
+        base = self.base
+        m = base.n + self.pending
+        alpha = base.alpha()  # the real rows only: believers do not move the mean
+        xp = ns.xp
+        return DevicePosterior(
+            ns,
+            xp.asarray(base._L[:m, :m]),
+            xp.asarray(base._X[:m]),
+            xp.asarray(alpha),
+            base.n,
+            xp.asarray(base.hyper.lengthscales),
+            base.hyper.outputscale,
+        )
+
     def predict(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latent mean and variance at `m x D` inputs, each `m`."""
         from asynchpo.acquisition._namespace import numpy_namespace
 
-        mean, var = self.base.to(numpy_namespace(), self.pending).predict(np.asarray(Xc))
+        mean, var = self.to(numpy_namespace()).predict(np.asarray(Xc))
         return np.asarray(mean), np.asarray(var)
+
+    def predict_grad(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Latent mean and variance at `m x D` inputs (each `m`) and their gradients in the
+        inputs (each `m x D`): what a gradient-based refinement of the acquisition needs."""
+        base = self.base
+        m = base.n + self.pending
+        h = base.hyper
+        Xc = np.asarray(Xc, dtype=float)
+        k, dk = matern52_grad(Xc, base._X[:m], h.lengthscales, h.outputscale, np)
+        alpha = base.alpha()
+        mean = k[:, : base.n] @ alpha
+        dmean = np.einsum("cnd,n->cd", dk[:, : base.n], alpha)
+        L = base._L[:m, :m]
+        V = solve_triangular(L, k.T, lower=True, check_finite=False)  # m x c
+        W = solve_triangular(L, V, lower=True, trans="T", check_finite=False)  # K^-1 k
+        var = np.clip(h.outputscale - (V * V).sum(axis=0), 1e-12, None)
+        dvar = -2.0 * np.einsum("cmd,mc->cd", dk, W)
+        return mean, var, dmean, dvar
 
 
 @dataclass

@@ -6,7 +6,18 @@ import mpmath
 import numpy as np
 import pytest
 
-from asynchpo.acquisition import log_ei, log_h, optimize_acquisition, rff_evaluate, rff_sample, ucb
+from asynchpo.acquisition import (
+    log_ei,
+    log_ei_grad,
+    log_h,
+    numpy_namespace,
+    optimize_acquisition,
+    rff_evaluate,
+    rff_evaluate_grad,
+    rff_sample,
+    ucb,
+    ucb_grad,
+)
 from asynchpo.surrogate import Hyper, Posterior
 
 
@@ -85,8 +96,6 @@ def test_random_fourier_posterior_draws_interpolate_the_data():
     X = rng.random((15, 2))
     y = np.sin(5 * X[:, 0]) + X[:, 1]
     omega, phase, w = rff_sample(X, y, np.array([0.3, 0.3]), 1.0, 1e-4, rng, n_features=1024)
-    from asynchpo.acquisition import numpy_namespace
-
     f = rff_evaluate(X, omega, phase, w, 1.0, numpy_namespace())
     assert np.abs(f - y).max() < 0.1
 
@@ -124,3 +133,75 @@ def test_optimizer_returns_points_of_the_space(n_taken):
         lambda U: U.sum(axis=1), snap, rng.random((64, 2)), taken, taken, rng
     )
     np.testing.assert_array_equal(snap(u[None, :])[0], u)
+
+
+@pytest.mark.parametrize("gap", [0.5, -3.0, -40.0])  # best above, below and far below the mean
+def test_acquisition_gradients_follow_the_closed_forms(gap):
+    """Along a path x -> (mean(x), var(x)) with known derivatives, the chain rule through
+    log EI and UCB must match central differences of the functions themselves."""
+    ns = numpy_namespace()
+    x = np.linspace(0.1, 0.9, 7)
+
+    def moments(t):
+        return np.sin(3 * t), 0.05 + t**2
+
+    mean, var = moments(x)
+    dmean, dvar = 3 * np.cos(3 * x)[:, None], (2 * x)[:, None]
+    best = float(np.min(mean)) + gap
+    eps = 1e-6
+    for value, fn in [
+        (log_ei_grad(mean, var, dmean, dvar, best), lambda t: log_ei(*moments(t), best, ns)),
+        (ucb_grad(mean, var, dmean, dvar, 2.0), lambda t: ucb(*moments(t), 2.0, ns)),
+    ]:
+        v, g = value
+        np.testing.assert_allclose(v, fn(x), rtol=1e-12)
+        numeric = (fn(x + eps) - fn(x - eps)) / (2 * eps)
+        np.testing.assert_allclose(g[:, 0], numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_random_fourier_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 2))
+    draw = rff_sample(X, np.sin(5 * X[:, 0]), np.array([0.3, 0.4]), 1.0, 1e-4, rng)
+    Xc = rng.random((5, 2))
+    value, grad = rff_evaluate_grad(Xc, *draw, 1.0)
+    f = lambda Z: rff_evaluate(Z, *draw, 1.0, numpy_namespace())  # noqa: E731
+    np.testing.assert_allclose(value, f(Xc), atol=1e-12)
+    for j in range(2):
+        e = np.zeros(2)
+        e[j] = 1e-6
+        np.testing.assert_allclose(grad[:, j], (f(Xc + e) - f(Xc - e)) / 2e-6, atol=1e-5)
+
+
+def test_the_gradient_step_reaches_the_peak_precisely_in_the_free_coordinates():
+    rng = np.random.default_rng(0)
+    peak = np.array([0.731, 0.2, 0.55])
+
+    def score(U):
+        return -((U - peak) ** 2).sum(axis=1)
+
+    def gradient(U):
+        return score(U), -2 * (U - peak)
+
+    base = rng.random((64, 3))
+    none = np.empty((0, 3))
+    clip = lambda U: np.clip(U, 0, 1)  # noqa: E731
+    rough, _ = optimize_acquisition(score, clip, base, none, none, np.random.default_rng(1))
+    fine, val = optimize_acquisition(
+        score, clip, base, none, none, np.random.default_rng(1), gradient=gradient
+    )
+    assert np.abs(fine - peak).max() < 1e-6 < np.abs(rough - peak).max()
+    assert val > -1e-12
+    # only coordinate 1 may move: the others keep what the candidates found
+    part, _ = optimize_acquisition(
+        score,
+        clip,
+        base,
+        none,
+        none,
+        np.random.default_rng(1),
+        gradient=gradient,
+        free=np.array([1]),
+    )
+    np.testing.assert_allclose(part[[0, 2]], rough[[0, 2]])
+    assert abs(part[1] - peak[1]) < 1e-6

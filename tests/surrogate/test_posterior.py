@@ -175,3 +175,46 @@ def test_growing_fantasies_reuse_rows_and_match_a_fresh_one():
     np.testing.assert_allclose(
         post.fantasize(Xp[1:]).predict(Xc)[1], want.predict(Xc)[1], atol=1e-10
     )
+
+
+def _central_difference(f, X, eps=1e-6):
+    """Gradient of ``f`` (rows of ``X`` to values) by central differences, `m x D`."""
+    out = np.zeros(X.shape)
+    for j in range(X.shape[1]):
+        e = np.zeros(X.shape[1])
+        e[j] = eps
+        out[:, j] = (f(X + e) - f(X - e)) / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("n_pending", [0, 4])
+def test_gradients_of_mean_and_variance_match_finite_differences(n_pending):
+    X, y = data(40)
+    post = Posterior(HYPER, X, y)
+    rng = np.random.default_rng(3)
+    fantasy = post.fantasize(rng.random((n_pending, 3)))
+    Xc = rng.random((6, 3))
+    mean, var, dmean, dvar = fantasy.predict_grad(Xc)
+    m0, v0 = fantasy.predict(Xc)
+    np.testing.assert_allclose(mean, m0, atol=1e-12)
+    np.testing.assert_allclose(var, v0, atol=1e-12)
+    np.testing.assert_allclose(
+        dmean, _central_difference(lambda Z: fantasy.predict(Z)[0], Xc), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        dvar, _central_difference(lambda Z: fantasy.predict(Z)[1], Xc), atol=1e-6
+    )
+
+
+def test_features_name_the_continuous_coordinates_and_their_gp_inputs():
+    space = Space(
+        c=Categorical(["a", "b"]),
+        x=Float(0, 1),
+        k=Int(1, 4),
+        lr=Float(1e-5, 1.0, log=True),
+        q=Float(0, 1, step=0.5),
+    )
+    f = Features(space)
+    assert f.free.tolist() == [1, 3]  # x and lr: the ones a gradient may move
+    U = f.snap(np.random.default_rng(0).random((5, 5)))
+    np.testing.assert_array_equal(f(U)[:, f.free_inputs], U[:, f.free])
