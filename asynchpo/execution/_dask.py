@@ -8,6 +8,7 @@ worker through dask's event messaging (``Worker.log_event`` -> ``Client.subscrib
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import uuid
@@ -52,6 +53,59 @@ def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
     return out
 
 
+def _names(cluster: Any, name: Any) -> set[Any]:
+    """The worker names a cluster's job ``name`` runs (several for a job of processes)."""
+    spec = cluster.worker_spec.get(name) or {}
+    if "group" in spec:
+        return {str(name) + suffix for suffix in spec["group"]}
+    return {name}
+
+
+async def _mend(cluster: Any, every: float = 1.0) -> None:
+    """Keep a ``SpecCluster`` (a dask-jobqueue cluster, a LocalCluster) at the size it was
+    asked for while a study runs: a job whose workers all left and stayed away (its walltime
+    was reached, it was ``scancel``-ed, its node died) is closed and submitted anew.
+
+    dask itself forgets such a job only after ``distributed.deploy.lost-worker-timeout``,
+    and only when its workers' names are the job's own (one process per job), and then does
+    not replace it: a study whose jobs all reach their walltime together would wait forever.
+    """
+    import dask
+    from dask.utils import parse_timedelta
+
+    grace = parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout"))
+    seen: set[Any] = set()
+    gone_since: dict[Any, float] = {}
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            alive = {w.get("name") for w in cluster.scheduler_info.get("workers", {}).values()}
+            lost = []
+            for name in list(cluster.workers):
+                if _names(cluster, name) & alive:
+                    seen.add(name)
+                    gone_since.pop(name, None)
+                elif name in seen:  # it had workers, and has none now
+                    since = gone_since.setdefault(name, loop.time())
+                    if loop.time() - since >= grace:
+                        lost.append(name)
+            for name in lost:
+                job = cluster.workers.pop(name, None)
+                seen.discard(name)
+                gone_since.pop(name, None)
+                logger.warning("asynchpo: worker job %s is gone; submitting a new one", name)
+                if job is not None:
+                    with contextlib.suppress(Exception):  # its job is over anyway
+                        await job.close()
+            if set(cluster.worker_spec) - set(cluster.workers):
+                await cluster._correct_state()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # mending is a service: never let it end the study
+            logger.warning("asynchpo: replacing lost worker jobs failed: %r", error)
+
+
 class TrialAdaptive(Adaptive):
     """dask's adaptive scaling, sized by trials: one worker per trial in flight.
 
@@ -87,6 +141,9 @@ class DaskBackend(QueueBackend):
             dask's own ``cluster.adapt``; at the end of the run, stop adapting and give every
             worker back (``cluster.scale(0)``). A cluster that fails while closing (a worker
             job killed from outside can leave dask-jobqueue asserting) is logged, not raised.
+
+    With a cluster object (``Client(cluster)``, a dask-jobqueue cluster or a LocalCluster),
+    a worker job that ends while the study runs (its walltime, ``scancel``) is replaced.
     """
 
     def __init__(
@@ -114,6 +171,7 @@ class DaskBackend(QueueBackend):
         self._by_number: dict[int, Any] = {}
         self._worker_of: dict[int, str] = {}
         self._pump: asyncio.Task[None] | None = None
+        self._mender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
 
     async def default_concurrency(self) -> int:
@@ -140,6 +198,9 @@ class DaskBackend(QueueBackend):
                 maximum=self.adapt,
                 demand=lambda: len(self._by_number),
             )
+        cluster = getattr(self.client, "cluster", None)
+        if all(hasattr(cluster, a) for a in ("worker_spec", "workers", "_correct_state")):
+            self._mender = asyncio.ensure_future(_mend(cluster))
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         _, msg = event
@@ -218,6 +279,9 @@ class DaskBackend(QueueBackend):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pump is not None and not self._pump.done():
             self._pump.cancel()
+        if self._mender is not None:
+            self._mender.cancel()
+            self._mender = None
         if self._adaptive is not None:
             self._give_back()
 

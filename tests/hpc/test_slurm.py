@@ -29,16 +29,16 @@ pytestmark = [
 def _slurm_cluster(tmp_path, **extra):
     """One-core, 1 GB worker jobs on the local Slurm, their logs in ``tmp_path``."""
     jobqueue = pytest.importorskip("dask_jobqueue")
-    return jobqueue.SLURMCluster(
-        cores=1,
-        processes=1,
-        memory="1GB",
-        walltime="00:10:00",
-        python=sys.executable,
-        log_directory=str(tmp_path),
-        scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
-        **extra,
-    )
+    options = {
+        "cores": 1,
+        "processes": 1,
+        "memory": "1GB",
+        "walltime": "00:10:00",
+        "python": sys.executable,
+        "log_directory": str(tmp_path),
+        "scheduler_options": {"host": "127.0.0.1", "dashboard_address": None},
+    }
+    return jobqueue.SLURMCluster(**{**options, **extra})
 
 
 @pytest.fixture
@@ -98,6 +98,45 @@ def test_a_job_cancelled_mid_trial_costs_one_retry_and_the_study_goes_on(cluster
     trials = study.trials
     assert len(trials) == 6 and all(t.state is ah.TrialState.COMPLETE for t in trials)
     assert any(t.attempts == 2 for t in trials), "no trial was retried after the scancel"
+
+
+def test_jobs_that_reach_their_walltime_are_replaced_and_the_study_finishes(tmp_path):
+    """Both worker jobs run into their one-minute walltime mid-study: Slurm ends them, the
+    trials they ran go back to the queue, new jobs are submitted, and every trial completes."""
+    import time
+
+    import dask
+    from distributed import Client
+
+    cluster = _slurm_cluster(tmp_path, walltime="00:01:00")
+    first: set[str] = set()
+    try:
+        cluster.scale(2)
+        lost_after = {"distributed.deploy.lost-worker-timeout": "3s"}
+        with dask.config.set(lost_after), Client(cluster) as client:
+            client.wait_for_workers(2, timeout=120)
+            first = {str(job.job_id) for job in cluster.workers.values()}
+
+            def objective(p):
+                import time
+
+                time.sleep(5.0)
+                return p["x"]
+
+            study = ah.Study(ah.Space(x=ah.Float(0, 1)), sampler=ah.RandomSampler(seed=2))
+            t0 = time.monotonic()
+            run = study.start(objective, n_trials=30, client=client, max_concurrent=2)
+            assert run.wait(timeout=400) == "complete"
+            elapsed = time.monotonic() - t0
+            later = {str(job.job_id) for job in cluster.workers.values()}
+    finally:
+        with contextlib.suppress(AssertionError):
+            cluster.close()
+    trials = study.trials
+    assert len(trials) == 30 and all(t.state is ah.TrialState.COMPLETE for t in trials)
+    assert elapsed > 60, "the study ended before the walltime: nothing was tested"
+    assert later and not later & first, "the jobs that reached their walltime were not replaced"
+    assert not set(_jobs()) & first  # Slurm did end them
 
 
 def _jobs() -> list[str]:
