@@ -100,22 +100,23 @@ def test_a_job_cancelled_mid_trial_costs_one_retry_and_the_study_goes_on(cluster
     assert any(t.attempts == 2 for t in trials), "no trial was retried after the scancel"
 
 
-def test_jobs_that_reach_their_walltime_are_replaced_and_the_study_finishes(tmp_path):
+def test_jobs_that_reach_their_walltime_are_replaced_and_the_study_goes_on(tmp_path):
     """Both worker jobs run into their one-minute walltime mid-study: Slurm ends them, the
-    trials they ran go back to the queue, new jobs are submitted, and every trial completes."""
+    trials they ran go back to the queue, new jobs are submitted, and trials complete on
+    them. (Slurm enforces a walltime some seconds late: the study runs until it has.)"""
     import time
 
     import dask
     from distributed import Client
 
     cluster = _slurm_cluster(tmp_path, walltime="00:01:00")
-    first: set[str] = set()
     try:
         cluster.scale(2)
         lost_after = {"distributed.deploy.lost-worker-timeout": "3s"}
         with dask.config.set(lost_after), Client(cluster) as client:
             client.wait_for_workers(2, timeout=120)
             first = {str(job.job_id) for job in cluster.workers.values()}
+            old_workers = set(client.scheduler_info()["workers"])
 
             def objective(p):
                 import time
@@ -124,17 +125,25 @@ def test_jobs_that_reach_their_walltime_are_replaced_and_the_study_finishes(tmp_
                 return p["x"]
 
             study = ah.Study(ah.Space(x=ah.Float(0, 1)), sampler=ah.RandomSampler(seed=2))
-            t0 = time.monotonic()
-            run = study.start(objective, n_trials=30, client=client, max_concurrent=2)
-            assert run.wait(timeout=400) == "complete"
-            elapsed = time.monotonic() - t0
+            run = study.start(objective, n_trials=200, client=client, max_concurrent=2)
+
+            def on_new_workers() -> int:
+                done = study.get_trials(["complete"])
+                return sum(1 for t in done if t.worker and t.worker not in old_workers)
+
+            deadline = time.monotonic() + 360
+            while on_new_workers() < 4:
+                assert not run.done, f"the run ended early: {run.reason}"
+                assert time.monotonic() < deadline, "no trial completed on a replacement job"
+                time.sleep(1.0)
             later = {str(job.job_id) for job in cluster.workers.values()}
+            run.stop()
+            assert run.wait(timeout=60) == "stopped"
     finally:
         with contextlib.suppress(AssertionError):
             cluster.close()
     trials = study.trials
-    assert len(trials) == 30 and all(t.state is ah.TrialState.COMPLETE for t in trials)
-    assert elapsed > 60, "the study ended before the walltime: nothing was tested"
+    assert all(t.state is ah.TrialState.COMPLETE for t in trials), [t.state for t in trials]
     assert later and not later & first, "the jobs that reached their walltime were not replaced"
     assert not set(_jobs()) & first  # Slurm did end them
 
