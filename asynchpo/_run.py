@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -34,21 +35,25 @@ class Run:
 
     def __init__(self, study: Study, driver: Driver, future: concurrent.futures.Future[str]):
         self.study, self._driver, self._future = study, driver, future
+        self._reported = threading.Event()  # the end was logged and shown
         future.add_done_callback(self._report_failure)
 
     def _report_failure(self, future: concurrent.futures.Future[str]) -> None:
-        failed = not future.cancelled() and future.exception() is not None
-        view = self.study._widget
-        if view is not None:
+        try:
+            failed = not future.cancelled() and future.exception() is not None
             if failed:
-                view.show_error(future.exception())
-            view.draw()  # the end, at once
-        if failed:
-            logger.error(
-                "study %r: the run stopped on an error: %r (run.wait() raises it)",
-                self.study.name,
-                future.exception(),
-            )
+                logger.error(
+                    "study %r: the run stopped on an error: %r (run.wait() raises it)",
+                    self.study.name,
+                    future.exception(),
+                )
+            view = self.study._widget
+            if view is not None:
+                if failed:
+                    view.show_error(future.exception())
+                view.draw()  # the end, at once
+        finally:
+            self._reported.set()
 
     @property
     def done(self) -> bool:
@@ -77,8 +82,12 @@ class Run:
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"study {self.study.name!r} still runs after {timeout}s") from None
         finally:
-            if self._future.done() and self.study._widget is not None:
-                self.study._widget.flush()  # the end, sent from the waiting cell
+            if self._future.done():
+                # a future wakes its waiters before it runs its callbacks: let the end be
+                # logged and drawn first
+                self._reported.wait(10)
+                if self.study._widget is not None:
+                    self.study._widget.flush()  # the end, sent from the waiting cell
 
     def __await__(self) -> Generator[Any, None, str]:
         return asyncio.wrap_future(self._future).__await__()
