@@ -141,7 +141,7 @@ class GPSampler(BaseSampler):
         self._job_data: tuple[np.ndarray, np.ndarray] = (np.empty((0, 0)), np.empty(0))
         self._job_n = 0
         self._next_refit = 0
-        self._slowdown, self._target = 1.0, 0.008  # measured / modelled seconds per suggest
+        self._slowdown, self._target = 1.0, 0.007  # measured / modelled seconds per suggest
         self._base: np.ndarray | None = None
 
     @property
@@ -214,9 +214,9 @@ class GPSampler(BaseSampler):
             return base, 4096, 256, 40
         # seconds per scored candidate on one core, measured: kernel ~ n, solve ~ n^2; times
         # how much slower the last suggestions ran here (a busy or slower machine)
-        per = 6.5e-8 * (n_obs + 10) + 6.4e-11 * (n_obs + 10) ** 2 + 5e-7
+        per = 4e-7 + 1.5e-8 * (n_obs + 10) + 4e-11 * (n_obs + 10) ** 2
         per *= self._slowdown
-        self._target = 0.008 + 0.027 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2
+        self._target = 0.007 + 0.028 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2
         # 40 % of the time to the gradient steps (none if too few fit), the rest to scoring
         n_iter = min(40, int(0.4 * self._target / (step * self._slowdown)))
         n_iter = n_iter if n_iter >= 4 else 0
