@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from asynchpo.acquisition._namespace import Namespace
+from asynchpo.acquisition._namespace import Namespace, numpy_namespace
 
 _C1 = math.log(2 * math.pi) / 2
 _C2 = math.log(math.pi / 2) / 2
@@ -62,8 +62,6 @@ def log_ei_grad(
     ``d log h(z) / dz = Phi(z) / h(z)``, taken as ``exp(log Phi(z) - log h(z))`` so that it
     stays finite far in the tail, where it tends to ``-z``.
     """
-    from asynchpo.acquisition._namespace import numpy_namespace
-
     sigma = np.sqrt(var)
     z = (best - mean) / sigma
     lh = log_h(z, numpy_namespace())

@@ -18,6 +18,7 @@ from typing import Any
 from distributed import Adaptive, Client, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
+from asynchpo._checks import positive_int
 from asynchpo._report import TrialContext, run_trial
 from asynchpo.execution._backend import Finished, Job, QueueBackend, Reported, Started
 
@@ -158,7 +159,7 @@ class DaskBackend(QueueBackend):
         self.client = client
         self.resources = dict(resources) if resources else None
         self.restart_hung_workers = restart_hung_workers
-        self.adapt = adapt
+        self.adapt: int | None = positive_int("adapt", adapt, allow_none=True)
         self._adaptive: Any = None
         if adapt is not None and getattr(client, "cluster", None) is None:
             raise ValueError(

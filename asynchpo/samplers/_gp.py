@@ -205,8 +205,8 @@ class GPSampler(BaseSampler):
     def _budget(self, n_obs: int) -> tuple[int, int, int, int]:
         """Sizes of the quasi-random set, the points around the best trials, and the
         refinement neighbours per start and round, and the gradient steps of the last
-        refinement, so that a suggest stays within ~10 ms of scoring up to n = 300 and
-        ~40 ms at n = 1000 on one CPU core (a million candidates on a GPU)."""
+        refinement, so that a suggest takes ~7 ms up to n = 100, rising to ~35 ms at n = 1000,
+        on one CPU core (a million candidates on a GPU)."""
         # seconds per gradient step (2 points, 2 triangular solves of the n x n factor)
         step = 4e-4 + 3.5e-9 * (n_obs + 10) ** 2
         if self.namespace.gpu:
@@ -235,8 +235,6 @@ class GPSampler(BaseSampler):
     def _scorer(self, post: Posterior, n_pending: int, P: np.ndarray) -> tuple[Any, Any]:
         assert self._features is not None
         ns, F = self.namespace, self._features
-        fantasy = Fantasy(post, n_pending)
-        dev = fantasy.to(ns)
         xp = ns.xp
         if self.acquisition == "thompson":
             FP = F(P)
@@ -264,6 +262,8 @@ class GPSampler(BaseSampler):
                 return -v, -g
         else:
             best = float(np.min(post.y))
+            fantasy = Fantasy(post, n_pending)
+            dev = fantasy.to(ns)  # only the scores need the factor on the device
 
             def score(U: np.ndarray) -> np.ndarray:
                 out = []

@@ -219,3 +219,36 @@ def test_optimize_async_on_an_asynchronous_client():
         )
         <= 2
     )
+
+
+def test_adapt_must_be_a_positive_count_of_workers(client):
+    from asynchpo.execution import DaskBackend
+
+    for bad in (0, -2, 1.5, "4"):
+        with pytest.raises(ValueError, match=r"adapt must be an integer >= 1"):
+            DaskBackend(client, adapt=bad)
+
+
+def test_a_worker_that_goes_away_for_good_is_started_anew():
+    """The cluster-side half of a walltime: a worker (with its nanny, as a batch job would
+    be) closes mid-study for good. The study's only worker is replaced and it finishes."""
+    with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}),
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        (name,) = cluster.workers
+        first = set(c.scheduler_info()["workers"])
+        study = ah.Study(SPACE, objective="loss", sampler=ah.RandomSampler(seed=0))
+        run = study.start(sleepy, n_trials=12, client=c, max_concurrent=1, progress=False)
+        deadline = time.monotonic() + 30
+        while len(study.get_trials(["complete"])) < 3:
+            assert time.monotonic() < deadline, "the study did not start"
+            time.sleep(0.05)
+        cluster.sync(cluster.workers[name].close)  # the job ends: no nanny restarts it
+        assert run.wait(timeout=60) == "complete"
+        workers = {t.worker for t in study.get_trials(["complete"])}
+    assert len(study.get_trials(["complete"])) == 12
+    assert workers - first, "no trial ran on a replacement worker"
