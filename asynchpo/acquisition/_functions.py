@@ -54,7 +54,11 @@ def log_ei(mean: Any, var: Any, best: float, ns: Namespace) -> Any:
 
 
 def log_ei_grad(
-    mean: np.ndarray, var: np.ndarray, dmean: np.ndarray, dvar: np.ndarray, best: float
+    mean: np.ndarray,
+    var: np.ndarray,
+    dmean: np.ndarray,
+    dvar: np.ndarray,
+    best: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`log_ei` (`m`) and its gradient (`m x D`), given the posterior's mean and
     variance (`m`) and their gradients (`m x D`). NumPy: it refines a few points.
@@ -70,6 +74,63 @@ def log_ei_grad(
     ratio = np.exp(special.log_ndtr(z) - lh)
     value = lh + np.log(sigma)
     return value, ratio[:, None] * dz + dsigma / sigma[:, None]
+
+
+def _log_mean_exp(a: Any, xp: Any) -> Any:
+    """``log(mean(exp(a), axis=0))`` without overflow or underflow."""
+    top = a.max(axis=0)
+    return top + xp.log(xp.exp(a - top).mean(axis=0))
+
+
+def log_qei(mean: Any, var: Any, C: Any, Z: Any, best: Any, ns: Namespace) -> Any:
+    """Log expected improvement of a point added to a batch of pending points: ``log
+    E[max(min(best, f(P)) - f(x), 0)]``, `m`, the gain of ``x`` over ``best`` and over
+    whatever the pending points ``P`` turn out to give (greedy sequential q-EI).
+
+    The pending outcomes are drawn jointly, ``s`` draws of them given as ``z`` (`s x p`,
+    standard normal: see ``Fantasy.pending_factor``); given a draw, ``f(x)`` is normal with
+    mean ``mean + z @ C`` and variance ``var``, so its expected improvement on that draw's
+    incumbent ``best`` (`s`: the least of the real incumbent and the draw) is exact, and
+    only the pending outcomes are averaged over (a Rao-Blackwellized estimate).
+
+    Args:
+        mean, var: The posterior at the candidates given the complete trials and the pending
+            points' inputs (the believer's variance), `m`.
+        C: How the pending outcomes move the mean, `p x m`.
+        Z: The draws, `s x p`.
+        best: Each draw's incumbent, `s`.
+    """
+    xp = ns.xp
+    a = log_ei(mean[None, :] + Z @ C, var[None, :], best[:, None], ns)
+    return _log_mean_exp(a, xp)
+
+
+def log_qei_grad(
+    mean: np.ndarray,
+    var: np.ndarray,
+    dmean: np.ndarray,
+    dvar: np.ndarray,
+    C: np.ndarray,
+    dC: np.ndarray,
+    Z: np.ndarray,
+    best: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`log_qei` (`m`) and its gradient (`m x D`), given also the gradients of the
+    mean, the variance (`m x D`) and ``C`` (`m x p x D`). NumPy: it refines a few points."""
+    s, m = len(Z), len(mean)
+    means = mean[None, :] + Z @ C
+    dmeans = dmean[None] + np.einsum("sp,mpd->smd", Z, dC)
+    a, g = log_ei_grad(
+        means.ravel(),
+        np.tile(var, s),
+        dmeans.reshape(s * m, -1),
+        np.tile(dvar, (s, 1)),
+        np.repeat(best, m),
+    )
+    a, g = a.reshape(s, m), g.reshape(s, m, -1)
+    value = _log_mean_exp(a, np)
+    weights = np.exp(a - value[None, :]) / s
+    return value, np.einsum("sm,smd->md", weights, g)
 
 
 def ucb_grad(

@@ -27,12 +27,15 @@ def optimize_acquisition(
     free: np.ndarray | None = None,
     n_polish: int = 4,
     max_iter: int = 40,
+    screen: Score | None = None,
+    n_screen: int = 256,
 ) -> tuple[np.ndarray, float]:
     """The best point found for ``score`` (higher is better), and its score.
 
     1. Candidates: the quasi-random ``base`` set (`c x d`) under a fresh random shift
        (Cranley-Patterson), plus Gaussian perturbations of the ``anchors`` (the best points
-       so far, `a x d`) at two scales.
+       so far, `a x d`) at two scales. With a ``screen`` (a cheaper score that ranks points
+       much as ``score`` does), only its ``n_screen`` best candidates are scored.
     2. Refinement: from the ``n_starts`` best candidates, rounds of ``n_local`` Gaussian
        perturbations with shrinking ``radii``, each start moving to its best neighbour.
     3. A point equal (after ``snap``) to one of ``avoid`` (observed, failed or pending
@@ -61,6 +64,8 @@ def optimize_acquisition(
         free: The coordinates the gradient may move (default: all).
         n_polish: Points refined by gradient.
         max_iter: L-BFGS-B iterations.
+        screen: A cheaper score to rank the candidates by first, or None.
+        n_screen: Candidates that pass the screen.
     """
     busy = np.empty((0, base.shape[1])) if busy is None else busy
 
@@ -77,6 +82,8 @@ def optimize_acquisition(
             noise = rng.normal(0.0, sd, (len(anchors) * reps, d))
             parts.append(np.repeat(anchors, reps, axis=0) + noise)
     cands = snap(np.vstack(parts))
+    if screen is not None and len(cands) > n_screen:
+        cands = cands[np.argpartition(-screen(cands), n_screen)[:n_screen]]
     values = score(cands)
     # exclusion only matters for the candidates that could be chosen: check the best first
     order = np.argsort(-values)
@@ -88,8 +95,8 @@ def optimize_acquisition(
             break
     if not picked:  # every candidate is taken: fall back to fresh random points
         fresh = snap(rng.random((4 * len(base) + 16, d)))
-        free = fresh[~excluded(fresh)]
-        cands = free if len(free) else fresh[:1]
+        left = fresh[~excluded(fresh)]
+        cands = left if len(left) else fresh[:1]
         values = score(cands)
         picked = list(np.argsort(-values)[:n_starts])
     starts, best = cands[picked], values[picked]

@@ -17,6 +17,8 @@ from asynchpo.acquisition import (
     get_namespace,
     log_ei,
     log_ei_grad,
+    log_qei,
+    log_qei_grad,
     optimize_acquisition,
     rff_evaluate,
     rff_evaluate_grad,
@@ -30,8 +32,11 @@ from asynchpo.samplers._sobol import SobolSampler
 from asynchpo.space import Space
 from asynchpo.surrogate import Fantasy, Features, Hyper, Posterior, Warp, fit_hyper
 from asynchpo.surrogate._child import ChildLostError, child
+from asynchpo.surrogate._posterior import JITTER
 
 _ACQUISITIONS = ("log_ei", "ucb", "thompson")
+_PENDING = ("fantasies", "believer")
+_SCREENED = 128  # candidates scored under the draws of running outcomes
 
 
 def _fit(FX: np.ndarray, y: np.ndarray, start: Hyper | None) -> tuple[Warp, Hyper]:
@@ -65,10 +70,13 @@ class GPSampler(BaseSampler):
     - conditions the GP (Matern-5/2, ARD, dimension-scaled lengthscale prior, Yeo-Johnson
       warped and standardized outputs) on every complete trial, each new one by a rank-1
       Cholesky update (O(n^2));
-    - conditions it on every *running* trial at its own posterior mean (Kriging believer),
-      so the model's uncertainty collapses where work is already under way and two workers
-      are not sent to the same place; points already observed, failed or running are never
-      suggested again;
+    - fantasizes every *running* trial: each is conditioned in by Cholesky rows, so the
+      model's uncertainty collapses where work is already under way, and log EI is
+      averaged over joint quasi-random draws of their outcomes (greedy sequential q-EI;
+      given a draw, the expected improvement is exact): a point must also beat what the
+      running trials may turn out to give, so it is not spent next to a promising one.
+      ``pending="believer"`` believes each at its posterior mean instead (the Kriging
+      believer). Points already observed, failed or running are never suggested again;
     - maximizes the acquisition over a quasi-random candidate set (tens of thousands of
       points on a CPU, a million on a GPU via CuPy), points around the best trials, then a
       local refinement: random neighbourhoods, and a final climb of the acquisition's
@@ -89,10 +97,15 @@ class GPSampler(BaseSampler):
         beta: Exploration weight of ``"ucb"``.
         n_candidates: Size of the quasi-random candidate set (default by device and data).
         device: ``"auto"`` (CuPy when a GPU is visible), ``"cpu"`` or ``"gpu"``.
-        prefetch: Keep a few suggestions (one per 8 running trials) computed in the
-            background, topped up as soon as one is handed out, so that free workers get one
-            at once. Each is then blind to the results that arrive meanwhile: worth it with
-            many workers, not with one. None (default): when 4 or more trials are running.
+        pending: How running trials are fantasized: ``"fantasies"`` (default: log EI
+            averaged over draws of their outcomes) or ``"believer"`` (believed at their
+            mean). ``"ucb"`` and ``"thompson"`` always use the believer.
+        n_fantasies: Joint draws of the running trials' outcomes (quasi-random).
+        prefetch: Keep one suggestion computed in the background, computed anew as soon as
+            it is handed out, so that a free worker gets one at once. It is then blind to
+            the results that arrived meanwhile: worth it with many workers, not with one
+            (and a deeper queue, blinder still, did worse). None (default): when 4 or more
+            trials are running.
         seed: Seed for the design, the candidates and the draws.
 
     Example:
@@ -113,10 +126,16 @@ class GPSampler(BaseSampler):
         n_candidates: int | None = None,
         device: str = "auto",
         prefetch: bool | None = None,
+        pending: str = "fantasies",
+        n_fantasies: int = 16,
         seed: int | None = None,
     ):
         if acquisition not in _ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {_ACQUISITIONS}, got {acquisition!r}")
+        if pending not in _PENDING:
+            raise ValueError(f"pending must be one of {_PENDING}, got {pending!r}")
+        self.pending = pending
+        self.n_fantasies = positive_int("n_fantasies", n_fantasies)
         if device not in ("auto", "cpu", "gpu"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
         if not isinstance(beta, (int, float)) or not beta > 0:
@@ -202,11 +221,13 @@ class GPSampler(BaseSampler):
 
     # -- suggesting ----------------------------------------------------------------------------
 
-    def _budget(self, n_obs: int) -> tuple[int, int, int, int]:
+    def _budget(self, n_obs: int, drawn: bool) -> tuple[int, int, int, int]:
         """Sizes of the quasi-random set, the points around the best trials, and the
         refinement neighbours per start and round, and the gradient steps of the last
         refinement, so that a suggest takes ~7 ms up to n = 100, rising to ~35 ms at n = 1000,
-        on one CPU core (a million candidates on a GPU)."""
+        on one CPU core (a million candidates on a GPU). With ``drawn`` (log EI averaged over
+        draws of the running trials' outcomes), the points that pass the screen and the
+        neighbours cost more each: fewer neighbours, and the screen's cost off the rest."""
         # seconds per gradient step (2 points, 2 triangular solves of the n x n factor)
         step = 4e-4 + 3.5e-9 * (n_obs + 10) ** 2
         if self.namespace.gpu:
@@ -216,15 +237,25 @@ class GPSampler(BaseSampler):
         # how much slower the last suggestions ran here (a busy or slower machine)
         per = 4e-7 + 1.5e-8 * (n_obs + 10) + 4e-11 * (n_obs + 10) ** 2
         per *= self._slowdown
+        # and per point scored under the draws (measured: ~0.25 us per draw)
+        per_drawn = per + (2.5e-7 * self.n_fantasies * self._slowdown if drawn else 0.0)
         self._target = 0.007 + 0.028 * np.clip((n_obs - 100) / 900, 0.0, 1.0) ** 2
         # 40 % of the time to the gradient steps (none if too few fit), the rest to scoring
         n_iter = min(40, int(0.4 * self._target / (step * self._slowdown)))
         n_iter = n_iter if n_iter >= 4 else 0
         total = 0.6 * self._target / per
+        local = int(np.clip(0.35 * total / 24 * per / per_drawn, 4, 48))  # 8 starts x 3 rounds
+        if drawn:
+            total = max(total - _SCREENED * per_drawn / per, 0.0)
         base = self.n_candidates or 2 ** int(np.clip(np.log2(total / 2), 6, 14))
         anchor = int(np.clip(0.15 * total, 32, 1024))
-        local = int(np.clip(0.35 * total / 24, 4, 48))  # 8 starts x 3 rounds
         return base, anchor, local, n_iter
+
+    def _drawn(self, running: int) -> bool:
+        """Whether log EI is averaged over draws of the running trials' outcomes."""
+        if self.acquisition != "log_ei" or not running:
+            return False
+        return self.pending == "fantasies"
 
     def _candidates(self, d: int, size: int) -> np.ndarray:
         if self._base is None or len(self._base) != size:
@@ -232,7 +263,7 @@ class GPSampler(BaseSampler):
             self._base = engine.random(size)
         return self._base
 
-    def _scorer(self, post: Posterior, n_pending: int, P: np.ndarray) -> tuple[Any, Any]:
+    def _scorer(self, post: Posterior, n_pending: int, P: np.ndarray) -> tuple[Any, Any, Any]:
         assert self._features is not None
         ns, F = self.namespace, self._features
         xp = ns.xp
@@ -260,8 +291,10 @@ class GPSampler(BaseSampler):
             def value_grad(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 v, g = rff_evaluate_grad(F(U), *draw, h.outputscale)
                 return -v, -g
+
+            screen = None
         else:
-            best = float(np.min(post.y))
+            best = _incumbent(post)
             fantasy = Fantasy(post, n_pending)
             dev = fantasy.to(ns)  # only the scores need the factor on the device
 
@@ -283,6 +316,27 @@ class GPSampler(BaseSampler):
                     return log_ei_grad(mean, var, dmean, dvar, best)
                 return ucb_grad(mean, var, dmean, dvar, self.beta)
 
+            screen = None
+            if n_pending and self._drawn(n_pending):
+                # EI over joint draws of the pending outcomes; the believer screens for it
+                screen = score
+                mean_p, factor = fantasy.pending_factor()
+                engine = qmc.MultivariateNormalQMC(np.zeros(n_pending), rng=self._rng)
+                Z = engine.random(self.n_fantasies)
+                bests = np.minimum(best, (mean_p + Z @ factor.T).min(axis=1))
+                Zd, bd = xp.asarray(Z), xp.asarray(bests)
+
+                def score(U: np.ndarray) -> np.ndarray:
+                    out = []
+                    for c in _chunks(U, 1024):
+                        mean, var, C = dev.predict_joint(xp.asarray(F(c)))
+                        out.append(log_qei(mean, var, C, Zd, bd, ns))
+                    return ns.to_numpy(xp.concatenate(out))
+
+                def value_grad(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    mean, var, dmean, dvar, C, dC = fantasy.predict_grad(F(U), joint=True)
+                    return log_qei_grad(mean, var, dmean, dvar, C, dC, Z, bests)
+
         def gradient(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Scores and their gradients in the unit cube's continuous coordinates."""
             v, g = value_grad(U)
@@ -290,7 +344,7 @@ class GPSampler(BaseSampler):
             out[:, F.free] = g[:, F.free_inputs]
             return v, out
 
-        return score, gradient
+        return score, gradient, screen
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         space = history.space
@@ -308,7 +362,7 @@ class GPSampler(BaseSampler):
         running = len(pending) + n
         extra = 0
         if self.prefetch or (self.prefetch is None and running >= 4):
-            extra = max(1, running // 8)
+            extra = 1
         snapshot = History(
             space, history.X.copy(), history.y.copy(), history.X_failed.copy(), history.n_asked
         )
@@ -329,7 +383,8 @@ class GPSampler(BaseSampler):
         t0 = time.perf_counter()
         snap = self._features.snap
         post = self._sync(history)
-        size, n_anchor, n_local, n_iter = self._budget(len(history.y) + len(pending))
+        drawn = self._drawn(len(pending) + n)
+        size, n_anchor, n_local, n_iter = self._budget(len(history.y) + len(pending), drawn)
         base = self._candidates(space.dim, size)
         top = np.argsort(history.y)[: min(5, len(history.y))]
         anchors = history.X[top]
@@ -338,7 +393,7 @@ class GPSampler(BaseSampler):
         for _ in range(n):
             P = snap(np.vstack([pending, *chosen])) if len(pending) or chosen else pending
             post.fantasize(self._features(P))
-            score, gradient = self._scorer(post, len(P), P)
+            score, gradient, screen = self._scorer(post, len(P), P)
             avoid = np.vstack([taken, *chosen]) if chosen else taken
             u, _ = optimize_acquisition(
                 score,
@@ -354,6 +409,8 @@ class GPSampler(BaseSampler):
                 free=self._features.free,
                 n_polish=2,
                 max_iter=n_iter,
+                screen=screen,
+                n_screen=_SCREENED,
             )
             chosen.append(u[None, :])
         if self.seed is None and not self.namespace.gpu:
@@ -361,6 +418,13 @@ class GPSampler(BaseSampler):
             ratio = (time.perf_counter() - t0) / (n * self._target) * self._slowdown
             self._slowdown = float(np.clip(0.7 * self._slowdown + 0.3 * ratio, 0.5, 10.0))
         return np.vstack(chosen)
+
+
+def _incumbent(post: Posterior) -> float:
+    """The bar to improve on: the least posterior mean at the data, ``y - noise alpha``.
+    That is the least observed value, but for the noise the model has learned: one lucky
+    draw of a noisy objective does not set the bar."""
+    return float(np.min(post.y - (post.hyper.noise + JITTER) * post.alpha()))
 
 
 def _chunks(U: np.ndarray, size: int = 8192) -> list[np.ndarray]:

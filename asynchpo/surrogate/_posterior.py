@@ -182,9 +182,22 @@ class Fantasy:
         mean, var = self.to(numpy_namespace()).predict(np.asarray(Xc))
         return np.asarray(mean), np.asarray(var)
 
-    def predict_grad(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def pending_factor(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pending points' joint posterior given the real rows: their mean (`p`) and
+        the lower Cholesky factor of their covariance, observation noise included (`p x p`,
+        the believer rows' own block of ``L``). ``mean + factor @ z`` with ``z ~ N(0, I)``
+        draws their outcomes jointly."""
+        base, n, p = self.base, self.base.n, self.pending
+        mean = Fantasy(base, 0).predict(base._X[n : n + p])[0] if p else np.empty(0)
+        return mean, base._L[n : n + p, n : n + p].copy()
+
+    def predict_grad(self, Xc: np.ndarray, joint: bool = False) -> tuple[np.ndarray, ...]:
         """Latent mean and variance at `m x D` inputs (each `m`) and their gradients in the
-        inputs (each `m x D`): what a gradient-based refinement of the acquisition needs."""
+        inputs (each `m x D`): what a gradient-based refinement of the acquisition needs.
+
+        With ``joint``, also ``C`` (`p x m`) and its gradient (`m x p x D`): the weights
+        by which the pending points' outcomes, drawn as ``z`` through
+        :meth:`pending_factor`, move the mean (``mean + z @ C``)."""
         base = self.base
         m = base.n + self.pending
         h = base.hyper
@@ -198,7 +211,14 @@ class Fantasy:
         W = solve_triangular(L, V, lower=True, trans="T", check_finite=False)  # K^-1 k
         var = np.clip(h.outputscale - (V * V).sum(axis=0), 1e-12, None)
         dvar = -2.0 * np.einsum("cmd,mc->cd", dk, W)
-        return mean, var, dmean, dvar
+        if not joint:
+            return mean, var, dmean, dvar
+        c, D = Xc.shape
+        dV = solve_triangular(
+            L, dk.transpose(1, 0, 2).reshape(m, c * D), lower=True, check_finite=False
+        )
+        dC = dV[base.n :].reshape(self.pending, c, D).transpose(1, 0, 2)
+        return mean, var, dmean, dvar, V[base.n :], dC
 
 
 @dataclass
@@ -221,3 +241,14 @@ class DevicePosterior:
         V = self.ns.solve_triangular(self.L, Kc.T)
         var = xp.clip(self.outputscale - (V * V).sum(axis=0), 1e-12, None)
         return mean, var
+
+    def predict_joint(self, Xc: Any) -> tuple[Any, Any, Any]:
+        """As :meth:`predict`, and the weights ``C`` (`p x c`) by which the pending points'
+        outcomes, drawn as ``z`` through :meth:`Fantasy.pending_factor`, move the mean: given
+        the draw, the mean is ``mean + z @ C`` and the variance stays ``var``."""
+        xp = self.ns.xp
+        Kc = matern52(Xc, self.X, self.lengthscales, self.outputscale, xp)
+        mean = Kc[:, : self.n] @ self.alpha
+        V = self.ns.solve_triangular(self.L, Kc.T)
+        var = xp.clip(self.outputscale - (V * V).sum(axis=0), 1e-12, None)
+        return mean, var, V[self.n :]

@@ -218,3 +218,35 @@ def test_features_name_the_continuous_coordinates_and_their_gp_inputs():
     assert f.free.tolist() == [1, 3]  # x and lr: the ones a gradient may move
     U = f.snap(np.random.default_rng(0).random((5, 5)))
     np.testing.assert_array_equal(f(U)[:, f.free_inputs], U[:, f.free])
+
+
+def test_drawn_pending_outcomes_move_the_mean_as_conditioning_on_them_would():
+    """Given a joint draw ``y_P = mean_P + factor @ z`` of the pending outcomes, the mean
+    at any point is ``mean + z @ C``: the posterior conditioned on ``(P, y_P)`` as data."""
+    from asynchpo.acquisition import numpy_namespace
+
+    X, y = data(40)
+    post = Posterior(HYPER, X, y)
+    rng = np.random.default_rng(4)
+    Xp, Xc = rng.random((5, 3)), rng.random((30, 3))
+    fantasy = post.fantasize(Xp)
+    mean_p, factor = fantasy.pending_factor()
+    np.testing.assert_allclose(mean_p, post.predict(Xp)[0], atol=1e-12)
+    mean, var, C = fantasy.to(numpy_namespace()).predict_joint(Xc)
+    for _ in range(3):
+        z = rng.standard_normal(5)
+        want = Posterior(HYPER, np.vstack([X, Xp]), np.concatenate([y, mean_p + factor @ z]))
+        want_mean, want_var = want.predict(Xc)
+        np.testing.assert_allclose(mean + z @ C, want_mean, atol=1e-8)
+        np.testing.assert_allclose(var, want_var, atol=1e-8)
+    # the factor is that of the pending points' posterior covariance, noise included
+    K = post.predict(Xp)[1]
+    np.testing.assert_allclose(np.diag(factor @ factor.T), K + HYPER.noise, rtol=1e-6)
+    # and the gradient of C, for the refinement, follows central differences
+    *_, C2, dC = fantasy.predict_grad(Xc[:4], joint=True)
+    np.testing.assert_allclose(C2, C[:, :4], atol=1e-12)
+    for k in range(5):
+        numeric = _central_difference(
+            lambda Z, k=k: fantasy.to(numpy_namespace()).predict_joint(Z)[2][k], Xc[:4]
+        )
+        np.testing.assert_allclose(dC[:, k, :], numeric, atol=1e-6)
