@@ -32,7 +32,6 @@ from asynchpo.samplers._sobol import SobolSampler
 from asynchpo.space import Space
 from asynchpo.surrogate import Fantasy, Features, Hyper, Posterior, Warp, fit_hyper
 from asynchpo.surrogate._child import ChildLostError, child
-from asynchpo.surrogate._posterior import JITTER
 
 _ACQUISITIONS = ("log_ei", "ucb", "thompson")
 _PENDING = ("fantasies", "believer")
@@ -294,7 +293,7 @@ class GPSampler(BaseSampler):
 
             screen = None
         else:
-            best = _incumbent(post)
+            best = float(np.min(post.y))
             fantasy = Fantasy(post, n_pending)
             dev = fantasy.to(ns)  # only the scores need the factor on the device
 
@@ -383,7 +382,7 @@ class GPSampler(BaseSampler):
         t0 = time.perf_counter()
         snap = self._features.snap
         post = self._sync(history)
-        drawn = self._drawn(len(pending) + n)
+        drawn = self._drawn(len(pending))  # the first point's; later ones count it too
         size, n_anchor, n_local, n_iter = self._budget(len(history.y) + len(pending), drawn)
         base = self._candidates(space.dim, size)
         top = np.argsort(history.y)[: min(5, len(history.y))]
@@ -418,13 +417,6 @@ class GPSampler(BaseSampler):
             ratio = (time.perf_counter() - t0) / (n * self._target) * self._slowdown
             self._slowdown = float(np.clip(0.7 * self._slowdown + 0.3 * ratio, 0.5, 10.0))
         return np.vstack(chosen)
-
-
-def _incumbent(post: Posterior) -> float:
-    """The bar to improve on: the least posterior mean at the data, ``y - noise alpha``.
-    That is the least observed value, but for the noise the model has learned: one lucky
-    draw of a noisy objective does not set the bar."""
-    return float(np.min(post.y - (post.hyper.noise + JITTER) * post.alpha()))
 
 
 def _chunks(U: np.ndarray, size: int = 8192) -> list[np.ndarray]:

@@ -244,13 +244,21 @@ def test_log_qei_is_the_expected_gain_over_the_pending_outcomes_too():
     assert got[0] < 0.5 * plain[0]
 
 
-def test_log_qei_without_pending_influence_is_log_ei_and_its_gradient_is_exact():
+def test_log_qei_without_pending_influence_is_log_ei(ns):
+    rng = np.random.default_rng(1)
+    xp = ns.xp
+    mean, var = xp.asarray(rng.normal(size=6)), xp.asarray(rng.uniform(0.1, 1.0, 6))
+    Z = xp.asarray(rng.standard_normal((16, 3)))
+    no_effect = log_qei(mean, var, xp.zeros((3, 6)), Z, xp.full(16, 0.2), ns)
+    np.testing.assert_allclose(
+        ns.to_numpy(no_effect), ns.to_numpy(log_ei(mean, var, 0.2, ns)), rtol=1e-12
+    )
+
+
+def test_log_qei_gradient_follows_central_differences():
     ns = numpy_namespace()
     rng = np.random.default_rng(1)
-    mean, var = rng.normal(size=6), rng.uniform(0.1, 1.0, 6)
     Z = rng.standard_normal((16, 3))
-    no_effect = log_qei(mean, var, np.zeros((3, 6)), Z, np.full(16, 0.2), ns)
-    np.testing.assert_allclose(no_effect, log_ei(mean, var, 0.2, ns), rtol=1e-12)
 
     # along a path x -> (mean, var, C)(x) with known derivatives, as for log EI
     def moments(t):
