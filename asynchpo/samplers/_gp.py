@@ -102,9 +102,8 @@ class GPSampler(BaseSampler):
         n_fantasies: Joint draws of the running trials' outcomes (quasi-random).
         prefetch: Keep one suggestion computed in the background, computed anew as soon as
             it is handed out, so that a free worker gets one at once. It is then blind to
-            the results that arrived meanwhile: worth it with many workers, not with one
-            (and a deeper queue, blinder still, did worse). None (default): when 4 or more
-            trials are running.
+            the results that arrived meanwhile: worth it with many workers, not with one.
+            None (default): when 4 or more trials are running.
         seed: Seed for the design, the candidates and the draws.
 
     Example:
@@ -316,7 +315,7 @@ class GPSampler(BaseSampler):
                 return ucb_grad(mean, var, dmean, dvar, self.beta)
 
             screen = None
-            if n_pending and self._drawn(n_pending):
+            if self._drawn(n_pending):
                 # EI over joint draws of the pending outcomes; the believer screens for it
                 screen = score
                 mean_p, factor = fantasy.pending_factor()

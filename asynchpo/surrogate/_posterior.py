@@ -235,11 +235,7 @@ class DevicePosterior:
 
     def predict(self, Xc: Any) -> tuple[Any, Any]:
         """Latent mean and variance at `c x D` inputs (arrays of this namespace)."""
-        xp = self.ns.xp
-        Kc = matern52(Xc, self.X, self.lengthscales, self.outputscale, xp)
-        mean = Kc[:, : self.n] @ self.alpha
-        V = self.ns.solve_triangular(self.L, Kc.T)
-        var = xp.clip(self.outputscale - (V * V).sum(axis=0), 1e-12, None)
+        mean, var, _ = self.predict_joint(Xc)
         return mean, var
 
     def predict_joint(self, Xc: Any) -> tuple[Any, Any, Any]:
