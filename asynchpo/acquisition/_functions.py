@@ -84,8 +84,9 @@ def _log_mean_exp(a: Any, xp: Any) -> Any:
 
 def log_qei(mean: Any, var: Any, C: Any, Z: Any, best: Any, ns: Namespace) -> Any:
     """Log expected improvement of a point added to a batch of pending points: ``log
-    E[max(min(best, f(P)) - f(x), 0)]``, `m`, the gain of ``x`` over ``best`` and over
-    whatever the pending points ``P`` turn out to give (greedy sequential q-EI).
+    E[max(min(best, y(P)) - f(x), 0)]``, `m`, the gain of ``x`` over ``best`` and over
+    whatever the pending points ``P`` turn out to give, ``y(P)`` being their observed
+    outcomes, noise included (greedy sequential q-EI).
 
     The pending outcomes are drawn jointly, ``s`` draws of them given as ``z`` (`s x p`,
     standard normal: see ``Fantasy.pending_factor``); given a draw, ``f(x)`` is normal with
