@@ -28,8 +28,10 @@ class RandomSampler(BaseSampler):
         self.seed = seed
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        d = history.space.dim
         if self.seed is None:
-            rng = np.random.default_rng()
-        else:
-            rng = np.random.default_rng([self.seed, history.n_asked])
-        return rng.random((n, history.space.dim))
+            return np.random.default_rng().random((n, d))
+        # one stream per trial number: the same points however the asks are batched
+        k = history.n_asked
+        rows = [np.random.default_rng([self.seed, k + i]).random(d) for i in range(n)]
+        return np.array(rows).reshape(n, d)

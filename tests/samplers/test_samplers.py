@@ -45,12 +45,27 @@ def test_sobol_is_scipys_scrambled_sequence_and_continues_after_a_resume():
 
 
 def test_random_points_depend_on_seed_and_position_only():
-    space = ah.Space(a=ah.Float(0, 1))
-    a = RandomSampler(seed=1).suggest(_empty(space, 10), np.empty((0, 1)), 2)
-    b = RandomSampler(seed=1).suggest(_empty(space, 10), np.empty((0, 1)), 2)
-    c = RandomSampler(seed=1).suggest(_empty(space, 11), np.empty((0, 1)), 2)
+    space = ah.Space(a=ah.Float(0, 1), b=ah.Float(0, 1))
+    none = np.empty((0, 2))
+    a = RandomSampler(seed=1).suggest(_empty(space, 10), none, 3)
+    b = RandomSampler(seed=1).suggest(_empty(space, 10), none, 3)
     np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
+    # asked one at a time or in a batch, trial 11 gets the same point
+    c = RandomSampler(seed=1).suggest(_empty(space, 11), none, 2)
+    np.testing.assert_array_equal(c, a[1:])
+    assert not np.allclose(a[0], a[1])
+    assert not np.allclose(a, RandomSampler(seed=2).suggest(_empty(space, 10), none, 3))
+
+
+def test_a_seeded_random_study_is_the_same_whatever_order_trials_finish_in():
+    space = ah.Space(x=ah.Float(0, 1), k=ah.Int(1, 5))
+
+    def run():
+        study = ah.Study(space, sampler=RandomSampler(seed=3))
+        study.optimize(lambda p: p["x"] + p["k"], n_trials=24, max_concurrent=3, progress=False)
+        return {t.number: t.params for t in study.get_trials()}
+
+    assert run() == run()
 
 
 def test_grid_visits_every_point_once_then_the_study_stops():
