@@ -358,9 +358,7 @@ class GPSampler(BaseSampler):
         if (self._post is None and len(history.y) < n_initial) or n == 0:
             return self._design.suggest(history, pending, n)
         running = len(pending) + n
-        extra = 0
-        if self.prefetch or (self.prefetch is None and running >= 4):
-            extra = 1
+        extra = int(bool(self.prefetch) or (self.prefetch is None and running >= 4))
         snapshot = History(
             space, history.X.copy(), history.y.copy(), history.X_failed.copy(), history.n_asked
         )
