@@ -76,6 +76,11 @@ class GPSampler(BaseSampler):
       running trials may turn out to give, so it is not spent next to a promising one.
       ``pending="believer"`` believes each at its posterior mean instead (the Kriging
       believer). Points already observed, failed or running are never suggested again;
+    - improves on the least output as far as the model believes it: no further than two
+      posterior standard deviations below the model's mean there. On a noisy objective (or
+      one rippled finer than the model resolves) the least output is a lucky draw, and
+      improving on it at face value would look hopeless near the best trials and send the
+      search to the far corners;
     - maximizes the acquisition over a quasi-random candidate set (tens of thousands of
       points on a CPU, a million on a GPU via CuPy), points around the best trials, then a
       local refinement: random neighbourhoods, and a final climb of the acquisition's
@@ -292,7 +297,7 @@ class GPSampler(BaseSampler):
 
             screen = None
         else:
-            best = float(np.min(post.y))
+            best = post.incumbent()  # the least output, as far as the model believes it
             fantasy = Fantasy(post, n_pending)
             dev = fantasy.to(ns)  # only the scores need the factor on the device
 

@@ -69,6 +69,7 @@ class Posterior:
             K = self._k(X, X) + (hyper.noise + JITTER) * np.eye(n)
             self._L[:n, :n] = cholesky(K, lower=True)
         self._alpha: np.ndarray | None = None
+        self._incumbent: dict[float, float] = {}
         self._fantasies = 0  # believer rows written after the real ones
 
     def _k(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -122,6 +123,7 @@ class Posterior:
         self._y[self.n] = y
         self.n += 1
         self._alpha = None
+        self._incumbent.clear()
         self._fantasies = 0  # the new row overwrote the first believer row
 
     def alpha(self) -> np.ndarray:
@@ -129,6 +131,36 @@ class Posterior:
         if self._alpha is None:
             self._alpha = cho_solve((self.L, True), self.y, check_finite=False)
         return self._alpha
+
+    def incumbent(self, kappa: float = 2.0) -> float:
+        """The bar to improve on: the least observed output, each believed only down to
+        ``kappa`` posterior standard deviations below the posterior mean at its input.
+
+        ``min_i max(y_i, mean_i - kappa sd_i)``. Where the model finds the outputs
+        noise-free, that is the least output. Where it finds them noisy (or the objective
+        varies on a scale finer than the model resolves, like Ackley's ripples), the least
+        output is mostly a lucky draw, far below anything the model expects nearby: improving
+        on it would look all but hopeless next to the best trials, and expected improvement
+        would go where the model knows least, the far corners. Only outputs below the
+        running bar can lower it, so few points are predicted, best first (and once per
+        observation added).
+        """
+        if not self.n:
+            raise ValueError("incumbent: the posterior has no observations")
+        if kappa in self._incumbent:
+            return self._incumbent[kappa]
+        y = self.y
+        order = np.argsort(y, kind="stable")
+        bar = np.inf
+        for start in range(0, len(order), 8):
+            block = order[start : start + 8]
+            block = block[y[block] < bar]
+            if not len(block):
+                break
+            mean, var = self.predict(self.X[block])
+            bar = min(bar, float(np.min(np.maximum(y[block], mean - kappa * np.sqrt(var)))))
+        self._incumbent[kappa] = bar
+        return bar
 
     def fantasize(self, Xp: np.ndarray) -> Fantasy:
         """This posterior with pending points conditioned in at their own mean (the

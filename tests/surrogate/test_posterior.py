@@ -250,3 +250,56 @@ def test_drawn_pending_outcomes_move_the_mean_as_conditioning_on_them_would():
             lambda Z, k=k: fantasy.to(numpy_namespace()).predict_joint(Z)[2][k], Xc[:4]
         )
         np.testing.assert_allclose(dC[:, k, :], numeric, atol=1e-6)
+
+
+def brute_incumbent(post, kappa):
+    mean, var = post.predict(post.X)
+    return float(np.min(np.maximum(post.y, mean - kappa * np.sqrt(var))))
+
+
+@pytest.mark.parametrize("noise", [1e-6, 1e-3, 0.05, 0.5])
+def test_the_incumbent_is_the_least_output_as_far_as_the_model_believes_it(noise):
+    X, y = data(80, seed=4)
+    y = y + np.random.default_rng(5).normal(0.0, np.sqrt(noise), len(y))
+    post = Posterior(Hyper(HYPER.lengthscales, 1.7, noise), X, y)
+    for kappa in (0.0, 1.0, 2.0):
+        assert post.incumbent(kappa) == pytest.approx(brute_incumbent(post, kappa), abs=1e-12)
+        assert post.incumbent(kappa) >= y.min()
+
+
+def test_a_noise_free_incumbent_is_the_least_output():
+    X, y = data(50, seed=6)
+    post = Posterior(Hyper(HYPER.lengthscales, 1.7, 1e-6), X, y)
+    assert post.incumbent() == y.min()
+
+
+def test_a_lucky_outlier_is_believed_only_two_deviations_below_the_mean():
+    # a smooth function seen with noise, one output far below anything near it
+    X, y = data(200, seed=7)
+    post0 = Posterior(Hyper(HYPER.lengthscales, 1.7, 0.1), X, y)
+    i = int(np.argmin(post0.predict(X)[0]))
+    y = y.copy()
+    y[i] -= 3.0
+    post = Posterior(Hyper(HYPER.lengthscales, 1.7, 0.1), X, y)
+    mean, var = post.predict(X[i : i + 1])
+    bar = post.incumbent()
+    assert bar == pytest.approx(float(mean[0] - 2.0 * np.sqrt(var[0])))
+    assert bar > y[i] + 1.0  # not the outlier's face value
+    assert bar <= np.sort(y)[1]  # and never above what else was seen
+
+
+def test_the_incumbent_needs_an_observation():
+    with pytest.raises(ValueError, match="no observations"):
+        Posterior(HYPER, np.empty((0, 3)), np.empty(0)).incumbent()
+
+
+def test_the_incumbent_follows_each_added_observation():
+    X, y = data(40, seed=8)
+    post = Posterior(Hyper(HYPER.lengthscales, 1.7, 0.05), X[:30], y[:30])
+    moved = 0
+    for x in X[30:]:
+        before = post.incumbent()
+        post.add(x, before - 0.3)  # low enough to move the bar
+        assert post.incumbent() == pytest.approx(brute_incumbent(post, 2.0), abs=1e-12)
+        moved += post.incumbent() != before
+    assert moved >= 3
