@@ -250,7 +250,7 @@ class GPSampler(BaseSampler):
         local = int(np.clip(0.35 * total / 24 * per / per_drawn, 4, 48))  # 8 starts x 3 rounds
         if drawn:
             total = max(total - _SCREENED * per_drawn / per, 0.0)
-        base = self.n_candidates or 2 ** int(np.clip(np.log2(total / 2), 6, 14))
+        base = self.n_candidates or 2 ** int(np.clip(np.log2(max(total, 2.0) / 2), 6, 14))
         anchor = int(np.clip(0.15 * total, 32, 1024))
         return base, anchor, local, n_iter
 
