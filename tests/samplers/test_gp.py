@@ -297,3 +297,28 @@ def test_drawn_outcomes_keep_a_new_point_further_from_a_promising_running_trial(
     assert GPSampler()._drawn(1) and not GPSampler()._drawn(0)
     assert not GPSampler(pending="believer")._drawn(1)
     assert not GPSampler(acquisition="ucb")._drawn(1)
+
+
+def test_expected_improvement_is_measured_from_the_believed_incumbent(monkeypatch):
+    # noisy outputs with one lucky draw: the model does not believe it at face value
+    rng = np.random.default_rng(0)
+    hist = _history(SPACE3, 100)
+    y = hist.y + rng.normal(0.0, 0.3, len(hist.y))
+    y[np.argmin(y)] -= 1.0
+    hist = History(SPACE3, hist.X, y, hist.X_failed, hist.n_asked)
+    sampler = GPSampler(seed=0, prefetch=False)
+    sampler.suggest(hist, np.empty((0, 3)), 1)
+    sampler._job.result()  # the fitted model, noise learned
+    sampler.seed = None  # adopt it at once
+    bars = []
+    log_ei = gp_module.log_ei
+
+    def spy(mean, var, best, ns):
+        bars.append(best)
+        return log_ei(mean, var, best, ns)
+
+    monkeypatch.setattr(gp_module, "log_ei", spy)
+    sampler.suggest(hist, np.empty((0, 3)), 1)
+    post = sampler._post
+    assert bars and set(bars) == {post.incumbent()}
+    assert post.incumbent() > post.y.min() + 0.3  # not the lucky draw's face value
