@@ -66,9 +66,9 @@ class GPSampler(BaseSampler):
     ``d + 1``), since with ``W`` workers the first ``W`` asks are design points anyway. After
     that, each suggestion:
 
-    - conditions the GP (Matern-5/2, ARD, dimension-scaled lengthscale prior, Yeo-Johnson
-      warped and standardized outputs) on every complete trial, each new one by a rank-1
-      Cholesky update (O(n^2));
+    - conditions the GP (Matern-5/2, ARD, a dimension-scaled lengthscale prior under
+      which short lengthscales pay extra, Yeo-Johnson warped and standardized outputs) on
+      every complete trial, each new one by a rank-1 Cholesky update (O(n^2));
     - fantasizes every *running* trial: each is conditioned in by Cholesky rows, so the
       model's uncertainty collapses where work is already under way, and log EI is
       averaged over joint quasi-random draws of their outcomes (greedy sequential q-EI;

@@ -112,6 +112,31 @@ def test_fit_finds_the_lengthscales_that_made_the_data():
     np.testing.assert_allclose(again.lengthscales, fitted.lengthscales, rtol=0.2)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_short_lengthscales_need_the_data_to_insist(seed, monkeypatch):
+    # Levy-10 seen at a Sobol' design and around one point: with the log-normal prior
+    # alone, a few inputs read as wiggly and noise-free; the penalty keeps them smoother
+    from scipy.stats import qmc
+
+    import asynchpo.surrogate._fit as fit_module
+    from benchmarks.functions import levy
+
+    rng = np.random.default_rng(seed)
+    U = np.vstack(
+        [
+            qmc.Sobol(10, rng=np.random.default_rng(seed)).random(64),
+            np.clip(rng.random(10) + rng.normal(0.0, 0.05, (60, 10)), 0.0, 1.0),
+        ]
+    )
+    y = np.array([levy(-10.0 + 20.0 * u) for u in U])
+    y = Warp.fit(y)(y)
+    penalized = fit_hyper(U, y)
+    monkeypatch.setattr(fit_module, "SHORT_LENGTHSCALE_PENALTY", 0.0)
+    free = fit_hyper(U, y)
+    assert free.lengthscales.min() < 0.15 < penalized.lengthscales.min()
+    assert penalized.noise > 2 * free.noise
+
+
 def test_features_snap_discrete_values_and_one_hot_categoricals():
     space = Space(
         x=Float(0, 1),
