@@ -117,17 +117,21 @@ def test_beats_random_search_on_hartmann6_with_8_workers():
     from benchmarks.functions import PROBLEMS
 
     problem = PROBLEMS["hartmann6"]
-    found = {}
-    for name, sampler in [("gp", GPSampler(seed=0)), ("random", ah.RandomSampler(seed=0))]:
-        study = ah.Study(problem.space(), sampler=sampler)
-        study.optimize(
-            problem.objective,
-            n_trials=60,
-            progress=False,
-            backend=ah.SimulatedBackend(n_workers=8, seed=0),
-        )
-        found[name] = study.best_value - problem.optimum
-    assert found["gp"] < 0.2 < found["random"]
+    found: dict[str, list[float]] = {"gp": [], "random": []}
+    for seed in range(3):  # the median of three: one run can be unlucky either way
+        for name, sampler in [
+            ("gp", GPSampler(seed=seed)),
+            ("random", ah.RandomSampler(seed=seed)),
+        ]:
+            study = ah.Study(problem.space(), sampler=sampler)
+            study.optimize(
+                problem.objective,
+                n_trials=60,
+                progress=False,
+                backend=ah.SimulatedBackend(n_workers=8, seed=seed),
+            )
+            found[name].append(study.best_value - problem.optimum)
+    assert np.median(found["gp"]) < 0.2 < np.median(found["random"])
 
 
 def test_seeded_runs_are_reproducible_refits_included():
