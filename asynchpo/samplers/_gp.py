@@ -297,7 +297,8 @@ class GPSampler(BaseSampler):
 
             screen = None
         else:
-            best = post.incumbent()  # the least output, as far as the model believes it
+            # log EI's bar: the least output, as far as the model believes it (UCB has none)
+            best = post.incumbent() if self.acquisition == "log_ei" else np.nan
             fantasy = Fantasy(post, n_pending)
             dev = fantasy.to(ns)  # only the scores need the factor on the device
 

@@ -147,6 +147,8 @@ class Posterior:
         """
         if not self.n:
             raise ValueError("incumbent: the posterior has no observations")
+        if not kappa >= 0:
+            raise ValueError(f"kappa must be a number >= 0, got {kappa!r}")
         if kappa in self._incumbent:
             return self._incumbent[kappa]
         y = self.y

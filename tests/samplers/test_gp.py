@@ -326,3 +326,15 @@ def test_expected_improvement_is_measured_from_the_believed_incumbent(monkeypatc
     post = sampler._post
     assert bars and set(bars) == {post.incumbent()}
     assert post.incumbent() > post.y.min() + 0.3  # not the lucky draw's face value
+
+
+def test_ucb_does_not_compute_log_eis_bar(monkeypatch):
+    from asynchpo.surrogate import Posterior
+
+    def unused(self, kappa=2.0):
+        raise AssertionError("UCB asked for log EI's bar")
+
+    monkeypatch.setattr(Posterior, "incumbent", unused)
+    sampler = GPSampler(seed=0, acquisition="ucb", prefetch=False)
+    u = sampler.suggest(_history(SPACE3, 20), np.empty((0, 3)), 1)
+    assert u.shape == (1, 3)

@@ -313,9 +313,13 @@ def test_a_lucky_outlier_is_believed_only_two_deviations_below_the_mean():
     assert bar <= np.sort(y)[1]  # and never above what else was seen
 
 
-def test_the_incumbent_needs_an_observation():
+def test_the_incumbent_needs_an_observation_and_a_kappa_of_zero_or_more():
     with pytest.raises(ValueError, match="no observations"):
         Posterior(HYPER, np.empty((0, 3)), np.empty(0)).incumbent()
+    X, y = data(10)
+    for kappa in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="kappa must be a number >= 0"):
+            Posterior(HYPER, X, y).incumbent(kappa)
 
 
 def test_the_incumbent_follows_each_added_observation():
