@@ -5,6 +5,7 @@ from __future__ import annotations
 from asynchpo._report import Pruned, report
 from asynchpo._run import Run
 from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
+from asynchpo.journal import Journal, StudyInUseError
 from asynchpo.samplers import BaseSampler, GPSampler, GridSampler, RandomSampler, SobolSampler
 from asynchpo.space import Categorical, Float, Int, Space
 from asynchpo.storage import InMemoryStorage, SQLiteStorage
@@ -23,6 +24,7 @@ __all__ = [
     "GridSampler",
     "InMemoryStorage",
     "Int",
+    "Journal",
     "LocalBackend",
     "Pruned",
     "RandomSampler",
@@ -33,6 +35,7 @@ __all__ = [
     "SobolSampler",
     "Space",
     "Study",
+    "StudyInUseError",
     "Trial",
     "TrialState",
     "__version__",

@@ -3,81 +3,69 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from asynchpo.events import (
-    Event,
-    TrialAsked,
-    TrialCompleted,
-    TrialFailed,
-    TrialInterrupted,
-    TrialPruned,
-    TrialRetried,
-)
+from asynchpo._summary import Summary
 
 if TYPE_CHECKING:
-    from asynchpo.study import Study
+    from asynchpo.events import Event
+    from asynchpo.journal import Journal
+
+
+def progress_line(s: Summary, now: float | None = None) -> str:
+    """``name: 12/50 done | 4 running | 1 failed | best loss=0.123 | 8s``, from a summary."""
+    total = "" if s.total is None else f"/{s.total}"
+    parts = [f"{s.name}: {s.done}{total} done", f"{len(s.running)} running"]
+    if s.failed:
+        parts.append(f"{s.failed} failed")
+    if s.pruned:
+        parts.append(f"{s.pruned} pruned")
+    if s.interrupted:
+        parts.append(f"{s.interrupted} interrupted")
+    if s.best_value is not None:
+        parts.append(f"best {s.objective}={s.best_value:.6g}")
+    parts.append(f"{s.elapsed(now):.0f}s")
+    return " | ".join(parts)
 
 
 class TextProgress:
-    """Redraws ``name: 12/50 done | 4 running | 1 failed | best loss=0.123 | 8s`` in place.
+    """Redraws the study's :func:`progress_line` in place, from the journal's summary.
 
-    It folds the run's events into counts (no I/O per event) and redraws at most every
-    ``interval`` seconds, and once more when closed.
+    A listener of the journal only notes that something changed; the line is redrawn at most
+    every ``interval`` seconds, and once more when closed.
     """
 
-    def __init__(
-        self, study: Study, total: int | None, stream: IO[str] | None = None, interval: float = 0.2
-    ):
-        self.study, self.total = study, total
+    def __init__(self, journal: Journal, stream: IO[str] | None = None, interval: float = 0.2):
+        self.journal = journal
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
-        self.counts = {"done": 0, "running": 0, "failed": 0, "pruned": 0}
-        self._t0 = time.monotonic()
         self._last = 0.0
         self._width = 0
+        self._lock = threading.Lock()
+        journal.subscribe(self._on_event)
 
-    def __call__(self, event: Event) -> None:
-        c = self.counts
-        if isinstance(event, (TrialAsked, TrialRetried)):
-            c["running"] += 1
-        elif isinstance(event, (TrialCompleted, TrialFailed, TrialPruned, TrialInterrupted)):
-            c["running"] = max(0, c["running"] - 1)
-            if not isinstance(event, TrialInterrupted):
-                c["done"] += 1
-            if isinstance(event, TrialFailed):
-                c["failed"] += 1
-            elif isinstance(event, TrialPruned):
-                c["pruned"] += 1
+    def _on_event(self, event: Event) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            self.draw()
+            self.draw()  # the writer holds the journal's lock, which lets it read the summary
 
     def line(self) -> str:
         """The text of the progress line now."""
-        c, study = self.counts, self.study
-        total = "" if self.total is None else f"/{self.total}"
-        parts = [f"{study.name}: {c['done']}{total} done", f"{c['running']} running"]
-        if c["failed"]:
-            parts.append(f"{c['failed']} failed")
-        if c["pruned"]:
-            parts.append(f"{c['pruned']} pruned")
-        best = study._state.best_number
-        if best is not None:
-            parts.append(f"best {study.objective}={study._state.trial(best).value:.6g}")
-        parts.append(f"{time.monotonic() - self._t0:.0f}s")
-        return " | ".join(parts)
+        return progress_line(self.journal.summary(), time.time())
 
     def draw(self) -> None:
-        text = self.line()
-        pad = max(0, self._width - len(text))
-        self._width = len(text)
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
+        with self._lock:
+            text = self.line()
+            pad = max(0, self._width - len(text))
+            self._width = len(text)
+            self.stream.write("\r" + text + " " * pad)
+            self.stream.flush()
 
     def close(self, *exc: Any) -> None:
+        self.journal.unsubscribe(self._on_event)
         self.draw()
         self.stream.write("\n")
         self.stream.flush()

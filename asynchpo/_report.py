@@ -124,7 +124,7 @@ def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None
         )
     try:
         value = float(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         return None, f"the objective's value {raw!r} is not a number ({exc})"
     if not math.isfinite(value):
         return None, f"the objective returned {value} for {objective!r}"
@@ -152,11 +152,16 @@ def run_trial(
     except Pruned:
         out["status"] = "pruned"
         out["step"] = ctx.reports[-1]["step"] if ctx.reports else None
-    except Exception as exc:  # the objective's failure is data, not the driver's crash
+    except BaseException as exc:  # the objective's failure is data, not the driver's crash
+        # (KeyboardInterrupt and SystemExit raised by the objective too: they end the
+        # trial, never the worker or the driver)
         out["status"] = "error"
         out["error"] = "".join(traceback.format_exception(exc)).rstrip()
     else:
-        values, why = interpret_result(result, objective_name)
+        try:
+            values, why = interpret_result(result, objective_name)
+        except Exception as exc:  # a result whose own methods raise
+            values, why = None, f"the objective's result could not be read: {exc!r}"
         out["status"] = "ok" if values is not None else "invalid"
         out["values"], out["error"] = values, why
     finally:

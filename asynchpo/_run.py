@@ -6,12 +6,11 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asynchpo.execution import Driver
-    from asynchpo.study import Study
 
 logger = logging.getLogger("asynchpo")
 
@@ -33,25 +32,31 @@ class Run:
         (True, 5)
     """
 
-    def __init__(self, study: Study, driver: Driver, future: concurrent.futures.Future[str]):
-        self.study, self._driver, self._future = study, driver, future
+    def __init__(
+        self,
+        name: str,
+        driver: Driver,
+        future: concurrent.futures.Future[str],
+        *,
+        on_end: Callable[[], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
+        display: Callable[[], None] | None = None,
+    ):
+        self.name, self._driver, self._future = name, driver, future
+        self._on_end, self._on_wait, self._display = on_end, on_wait, display
         self._reported = threading.Event()  # the end was logged and shown
-        future.add_done_callback(self._report_failure)
+        future.add_done_callback(self._report_end)
 
-    def _report_failure(self, future: concurrent.futures.Future[str]) -> None:
+    def _report_end(self, future: concurrent.futures.Future[str]) -> None:
         try:
-            failed = not future.cancelled() and future.exception() is not None
-            if failed:
+            if not future.cancelled() and future.exception() is not None:
                 logger.error(
                     "study %r: the run stopped on an error: %r (run.wait() raises it)",
-                    self.study.name,
+                    self.name,
                     future.exception(),
                 )
-            view = self.study._widget
-            if view is not None:
-                if failed:
-                    view.show_error(future.exception())
-                view.draw()  # the end, at once
+            if self._on_end is not None:
+                self._on_end()
         finally:
             self._reported.set()
 
@@ -80,22 +85,22 @@ class Run:
         try:
             return self._future.result(timeout)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"study {self.study.name!r} still runs after {timeout}s") from None
+            raise TimeoutError(f"study {self.name!r} still runs after {timeout}s") from None
         finally:
             if self._future.done():
                 # a future wakes its waiters before it runs its callbacks: let the end be
                 # logged and drawn first
                 self._reported.wait(10)
-                if self.study._widget is not None:
-                    self.study._widget.flush()  # the end, sent from the waiting cell
+                if self._on_wait is not None:
+                    self._on_wait()
 
     def __await__(self) -> Generator[Any, None, str]:
         return asyncio.wrap_future(self._future).__await__()
 
-    def stop(self, cancel_running: bool = False) -> None:
+    def stop(self, cancel_running: bool = False, reason: str = "stopped") -> None:
         """Ask no new trials; running ones finish, or with ``cancel_running`` are
         interrupted (the next ``optimize`` runs them again). Returns at once."""
-        self._driver.request_stop(cancel_running=cancel_running)
+        self._driver.request_stop(cancel_running=cancel_running, reason=reason)
 
     def stop_trial(self, number: int) -> None:
         """Stop one running trial; it is recorded as failed (``cancelled``). Returns at once."""
@@ -103,7 +108,10 @@ class Run:
 
     def __repr__(self) -> str:
         state = "running" if not self.done else (self.reason or "failed")
-        return f"<Run of study {self.study.name!r}: {state}>"
+        return f"<Run of study {self.name!r}: {state}>"
 
     def _ipython_display_(self) -> None:
-        self.study._ipython_display_()
+        if self._display is not None:
+            self._display()
+        else:
+            print(repr(self))

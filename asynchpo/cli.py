@@ -9,7 +9,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from asynchpo.events import fold
+from asynchpo._progress import progress_line
+from asynchpo.journal import Journal
 from asynchpo.storage import SQLiteStorage
 from asynchpo.trial import Trial, TrialState
 
@@ -31,10 +32,16 @@ def _open(path: str) -> SQLiteStorage:
     return SQLiteStorage(path)
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters written as escapes: a study file is data, and never
+    drives the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
-    return "" if value is None else str(value)
+    return "" if value is None else _printable(str(value))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -83,18 +90,16 @@ def cmd_studies(args: argparse.Namespace) -> int:
         return 0
     rows = [("study", "trials", "complete", "running", "failed", "objective", "best")]
     for name in names:
-        state = fold(storage.read(name))
-        c = state.counts
-        best = "" if state.best_number is None else _fmt(state.trial(state.best_number).value)
+        s = Journal.open(storage, name, read_only=True).summary()
         rows.append(
             (
-                name,
-                str(state.n_trials),
-                str(c[TrialState.COMPLETE]),
-                str(c[TrialState.RUNNING]),
-                str(c[TrialState.FAILED]),
-                f"{state.objective} ({state.direction[:3]})",
-                best,
+                _printable(name),
+                str(s.n_trials),
+                str(s.complete),
+                str(len(s.running)),
+                str(s.failed),
+                f"{_printable(s.objective)} ({_printable(s.direction[:3])})",
+                _fmt(s.best_value),
             )
         )
     _table(rows)
@@ -109,16 +114,19 @@ def cmd_show(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    state = fold(storage.read(args.name))
-    trials: list[Trial] = state.trials([TrialState(s) for s in args.state] if args.state else None)
+    journal = Journal.open(storage, args.name, read_only=True)
+    wanted = [TrialState(s) for s in args.state] if args.state else None
+    trials: list[Trial] = journal.query(lambda s: s.trials(wanted))
+    summary = journal.summary()
     if args.sort == "value":
-        sign = state.sign()
+        sign = 1.0 if summary.direction == "minimize" else -1.0
         trials.sort(key=lambda t: (t.value is None, sign * t.value if t.value is not None else 0))
     if args.limit:
         trials = trials[: args.limit]
-    assert state.space is not None
-    names = list(state.space.names)
-    rows = [("#", "state", state.objective, *names, "duration", "worker", "reason")]
+    names = list(journal.space.names)
+    print(_printable(progress_line(summary)))
+    header = ("#", "state", _fmt(summary.objective), *map(_fmt, names))
+    rows = [(*header, "duration", "worker", "reason")]
     for t in trials:
         error = (t.error or "").strip().splitlines()
         rows.append(
@@ -128,8 +136,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                 _fmt(t.value),
                 *(_fmt(t.params[n]) for n in names),
                 _fmt(t.duration),
-                t.worker or "",
-                error[-1][:60] if error else "",
+                _fmt(t.worker or ""),
+                _fmt(error[-1][:60]) if error else "",
             )
         )
     _table(rows)

@@ -13,11 +13,14 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
+from asynchpo._summary import Summary, Tracker
 from asynchpo.space import Space
+from asynchpo.storage._base import CorruptRecordWarning
 from asynchpo.trial import Failure, Report, Trial, TrialState
 
 __all__ = [
@@ -82,7 +85,12 @@ class StudyCreated(Event):
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """An ``optimize`` call began; ``n_trials`` is its budget of new trials (None: unbounded)."""
+    """An ``optimize`` call began; ``n_trials`` is its budget of new trials (None: unbounded).
+
+    ``holder`` names the run's lease in the storage (held while it runs); ``clock`` is the
+    clock every event of the run is stamped with: ``"wall"`` (seconds since the epoch) or
+    ``"virtual"`` (a simulation's seconds).
+    """
 
     kind: ClassVar[str] = "run_started"
     run: int = 0
@@ -90,15 +98,18 @@ class RunStarted(Event):
     max_concurrent: int = 1
     pid: int = 0
     host: str = ""
+    holder: str = ""
+    clock: str = "wall"
 
 
 @dataclass(frozen=True)
 class RunFinished(Event):
-    """An ``optimize`` call ended, and why."""
+    """An ``optimize`` call ended, and why (``error``: what it raised, if it did)."""
 
     kind: ClassVar[str] = "run_finished"
     run: int = 0
     reason: str = ""
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,12 +182,22 @@ class TrialInterrupted(Event):
 
 @dataclass(frozen=True)
 class TrialRetried(Event):
-    """The trial runs again (its worker was lost, or it was interrupted): attempt ``attempt``."""
+    """The trial runs again, as attempt ``attempt`` of run ``run``: its worker was lost
+    (``cause="worker_lost"``) or it was interrupted (``cause="interrupted"``)."""
 
     kind: ClassVar[str] = "trial_retried"
     number: int = 0
     attempt: int = 2
     reason: str = ""
+    run: int | None = None
+    cause: str = ""
+
+    @property
+    def lost_worker(self) -> bool:
+        """Whether a lost worker caused it (journals before ``cause`` say it in ``reason``)."""
+        if self.cause:
+            return self.cause == "worker_lost"
+        return not self.reason.startswith("re-queued")
 
 
 class _Rows:
@@ -220,13 +241,15 @@ class _Record:
     number: int
     params: dict[str, Any]
     asked_at: float
-    run: int | None
+    run: int | None  # the run that asked it
+    owner: int | None  # the run it last ran under (its asker, or the run that re-ran it)
     state: TrialState = TrialState.RUNNING
     values: dict[str, Any] = field(default_factory=dict)
     reports: list[Report] = field(default_factory=list)
     report_seqs: set[int] = field(default_factory=set)
     worker: str | None = None
     attempts: int = 0
+    lost: int = 0  # attempts that ended with their worker lost
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
@@ -235,7 +258,8 @@ class _Record:
 
 
 class StudyState:
-    """The fold of a study's events: its trials, runs, counts and best trial.
+    """The fold of a study's events: its trials, runs, counts, best trial, and the
+    :class:`~asynchpo._summary.Summary` that every view draws.
 
     Kept up to date one event at a time by :meth:`apply`, in O(1) per event, so that a study
     of tens of thousands of trials costs nothing extra per trial.
@@ -257,6 +281,7 @@ class StudyState:
         self._y: list[float] = []
         self._failed: _Rows | None = None
         self._pending: _Rows | None = None
+        self._track = Tracker()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -303,9 +328,22 @@ class StudyState:
         """The numbers of the trials now in ``state``."""
         return [n for n, r in self._records.items() if r.state is state]
 
+    def owned(self, run: int | None, state: TrialState = TrialState.RUNNING) -> list[int]:
+        """The trials in ``state`` that run ``run`` asked or last ran (None: trials asked
+        outside any run)."""
+        return [n for n, r in self._records.items() if r.state is state and r.owner == run]
+
     def run_of(self, number: int) -> int | None:
         """The run whose sampler asked trial ``number``."""
         return self._records[number].run
+
+    def lost_workers(self, number: int) -> int:
+        """How many attempts of trial ``number`` ended with their worker lost."""
+        return self._records[number].lost
+
+    def unfinished_runs(self) -> list[RunStarted]:
+        """The runs that started and have no end recorded (running, or their driver died)."""
+        return [r for n, r in self.runs.items() if n not in self.finished_runs]
 
     def sign(self) -> float:
         """+1 to minimize, -1 to maximize: ``sign() * value`` is always minimized."""
@@ -315,11 +353,39 @@ class StudyState:
         """Unit-cube arrays ``(X, y, X_failed, X_pending)``; ``y`` oriented to minimize.
 
         ``X`` is `n x d` (complete trials), ``y`` `n`, ``X_failed`` `f x d`, ``X_pending``
-        `p x d` (running trials). The arrays are read-only views, valid until the next event.
+        `p x d` (running trials). The arrays are read-only views, valid until the next event:
+        copy them (as the journal's snapshot does) to keep them.
         """
         assert self._X is not None and self._failed is not None and self._pending is not None
         y = np.asarray(self._y, dtype=float)
         return self._X.array(), y, self._failed.array(), self._pending.array()
+
+    def summary(self, name: str = "") -> Summary:
+        """What the views draw, now: a frozen copy (cheap: the trials in flight, the recent
+        ones and the improvements of the best value)."""
+        c, t = self.counts, self._track
+        done = c[TrialState.COMPLETE] + c[TrialState.FAILED] + c[TrialState.PRUNED]
+        best = None if self.best_number is None else self.trial(self.best_number).value
+        return Summary(
+            name=name,
+            objective=self.objective,
+            direction=self.direction,
+            n_trials=self.n_trials,
+            done=done,
+            complete=c[TrialState.COMPLETE],
+            failed=c[TrialState.FAILED],
+            pruned=c[TrialState.PRUNED],
+            interrupted=c[TrialState.INTERRUPTED],
+            best_value=best,
+            best_number=self.best_number,
+            best_params=t.best_params,
+            best_by_trial=tuple(t.best_by_trial),
+            best_by_time=tuple(t.best_by_time),
+            running=MappingProxyType(dict(t.running)),
+            recent=tuple(t.recent),
+            n_events=self.n_events,
+            **t.run,
+        )
 
     # -- folding --------------------------------------------------------------------------
 
@@ -329,6 +395,7 @@ class StudyState:
         handler = getattr(self, "_on_" + event.kind, None)
         if handler is None:
             raise ValueError(f"no fold rule for event kind {event.kind!r}")
+        self._track.tick(event.time)
         if isinstance(event, (StudyCreated, RunStarted, RunFinished, TrialAsked)):
             handler(event)
             return
@@ -350,18 +417,29 @@ class StudyState:
 
     def _on_run_started(self, e: RunStarted) -> None:
         self.runs[e.run] = e
+        c = self.counts
+        done = c[TrialState.COMPLETE] + c[TrialState.FAILED] + c[TrialState.PRUNED]
+        total = None if e.n_trials is None else done + c[TrialState.INTERRUPTED] + e.n_trials
+        self._track.run_started(e.time, total, done, e.clock)
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self.finished_runs[e.run] = e.reason
+        self._track.run_finished(e.time, e.reason, e.error)
 
     def _on_trial_asked(self, e: TrialAsked) -> None:
         if self.space is None:
             raise ValueError("journal has trial events before its study_created event")
-        rec = _Record(number=e.number, params=dict(e.params), asked_at=e.time, run=e.run)
+        if e.number in self._records:
+            warnings.warn(f"journal asks trial {e.number} a second time; skipped", stacklevel=3)
+            return
+        rec = _Record(
+            number=e.number, params=dict(e.params), asked_at=e.time, run=e.run, owner=e.run
+        )
         self._records[e.number] = rec
         self.counts[TrialState.RUNNING] += 1
         assert self._pending is not None
         self._pending.add(e.number, self.space.encode(rec.params))
+        self._track.asked(e.number, rec.params)
 
     def _move(self, rec: _Record, state: TrialState) -> None:
         self.counts[rec.state] -= 1
@@ -371,12 +449,23 @@ class StudyState:
         if state is TrialState.RUNNING:
             assert self.space is not None
             self._pending.add(rec.number, self.space.encode(rec.params))
+            self._track.asked(rec.number, rec.params)
         else:
             self._pending.remove(rec.number)
+            if state is TrialState.INTERRUPTED:
+                self._track.left(rec.number)
+
+    def _done(self, rec: _Record, e: Event, value: float | None, detail: str, best: bool) -> None:
+        c = self.counts
+        done = c[TrialState.COMPLETE] + c[TrialState.FAILED] + c[TrialState.PRUNED]
+        self._track.finished(
+            rec.number, rec.state.value, value, e.time, detail, rec.params, best, done
+        )
 
     def _on_trial_started(self, e: TrialStarted, rec: _Record) -> None:
         rec.attempts += 1
         rec.started_at, rec.worker = e.time, e.worker
+        self._track.started(rec.number, e.worker, e.time)
 
     def _on_trial_reported(self, e: TrialReported, rec: _Record) -> None:
         if e.seq in rec.report_seqs:
@@ -387,14 +476,30 @@ class StudyState:
     def _on_trial_completed(self, e: TrialCompleted, rec: _Record) -> None:
         if rec.state.finished:
             return
+        raw = e.values.get(self.objective)
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, (int, float))
+            or not math.isfinite(float(raw))
+        ):
+            warnings.warn(
+                f"journal: trial {rec.number} completed with {self.objective!r} = {raw!r}, "
+                "not a finite number; the record is skipped",
+                CorruptRecordWarning,
+                stacklevel=3,
+            )
+            return
         rec.values, rec.finished_at, rec.error, rec.failure = dict(e.values), e.time, None, None
         self._move(rec, TrialState.COMPLETE)
         assert self.space is not None and self._X is not None
-        y = self.sign() * float(e.values[self.objective])
+        value = float(e.values[self.objective])
+        y = self.sign() * value
         self._X.add(rec.number, self.space.encode(rec.params))
         self._y.append(y)
-        if self.best_number is None or y < self._best_y:
+        best = self.best_number is None or y < self._best_y
+        if best:
             self.best_number, self._best_y = rec.number, y
+        self._done(rec, e, value, "", best)
 
     def _on_trial_failed(self, e: TrialFailed, rec: _Record) -> None:
         if rec.state.finished:
@@ -403,12 +508,16 @@ class StudyState:
         self._move(rec, TrialState.FAILED)
         assert self.space is not None and self._failed is not None
         self._failed.add(rec.number, self.space.encode(rec.params))
+        if e.failure == Failure.WORKER_LOST.value:
+            rec.lost += 1
+        self._done(rec, e, None, f"{e.failure}: {e.reason}", False)
 
     def _on_trial_pruned(self, e: TrialPruned, rec: _Record) -> None:
         if rec.state.finished:
             return
         rec.finished_at = e.time
         self._move(rec, TrialState.PRUNED)
+        self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
 
     def _on_trial_interrupted(self, e: TrialInterrupted, rec: _Record) -> None:
         if rec.state is not TrialState.RUNNING:
@@ -420,8 +529,14 @@ class StudyState:
         if rec.state.finished:
             return
         rec.error, rec.started_at = e.reason, None
+        if e.run is not None:
+            rec.owner = e.run
+        if e.lost_worker:
+            rec.lost += 1
         if rec.state is not TrialState.RUNNING:
             self._move(rec, TrialState.RUNNING)
+        else:  # its worker was lost: it starts again
+            self._track.asked(rec.number, rec.params)
 
 
 def fold(events: Iterable[Event]) -> StudyState:

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import os
-import socket
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from asynchpo._checks import positive_float, positive_int
 from asynchpo._progress import TextProgress
 from asynchpo._report import interpret_result
 from asynchpo._run import Run
-from asynchpo._sync import block_on, launch
+from asynchpo._sync import launch
 from asynchpo.events import (
     Event,
-    RunFinished,
     StudyCreated,
     StudyState,
-    TrialAsked,
     TrialCompleted,
     TrialFailed,
-    TrialInterrupted,
     TrialPruned,
 )
 from asynchpo.execution import Backend, Driver, LocalBackend, RunConfig
-from asynchpo.samplers import BaseSampler, GPSampler, History
+from asynchpo.execution._suggest import Suggester
+from asynchpo.journal import Journal, StudyInUseError
+from asynchpo.samplers import BaseSampler, GPSampler
 from asynchpo.space import Space
 from asynchpo.storage import BaseStorage, get_storage
 from asynchpo.trial import Failure, Trial, TrialState
@@ -43,24 +41,33 @@ if TYPE_CHECKING:
     from asynchpo.plot import StudyPlots
     from asynchpo.widgets._view import StudyWidget
 
-__all__ = ["Study"]
+__all__ = ["Study", "StudyInUseError"]
 
 Objective = Callable[[dict[str, Any]], Any]
 _DIRECTIONS = ("minimize", "maximize")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _takes_the_arguments_of(
+    start: Callable[Concatenate[Study, P], Any],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Study, P], R]]:
+    """Give a method :meth:`Study.start`'s signature: its arguments are declared once."""
+
+    def wrap(method: Callable[..., R]) -> Callable[Concatenate[Study, P], R]:
+        sig = inspect.signature(start)
+        ret = inspect.signature(method).return_annotation
+        method.__signature__ = sig.replace(return_annotation=ret)  # type: ignore[attr-defined]
+        return method
+
+    return wrap
 
 
 class Study:
     """A hyperparameter search: its space, its journal of trials, and how to run more.
+
+    A thin face over the study's :class:`~asynchpo.journal.Journal` (which owns its
+    events, state, trial numbers and runs), its sampler, and its live view.
 
     Args:
         space: The search space (a :class:`~asynchpo.Space`, or a dict of distributions).
@@ -72,7 +79,11 @@ class Study:
             results), None (in memory), or a :class:`~asynchpo.storage.BaseStorage`.
         name: The study's name in its storage; a fresh unique name if None.
         load_if_exists: Reopen a study of this name if the storage has one (with the same
-            space, objective and direction) instead of raising.
+            space, objective and direction) instead of raising; as :meth:`load` does, runs
+            whose driver died are recovered (their running trials come back interrupted).
+
+    Raises:
+        StudyInUseError: With ``load_if_exists``, the study has a live run elsewhere.
 
     Example:
         >>> import asynchpo as ah
@@ -107,53 +118,27 @@ class Study:
             name = time.strftime("study-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
-        self._setup(name, get_storage(storage), sampler)
-        if self._storage.exists(name):
-            if not load_if_exists:
-                raise ValueError(
-                    f"name: a study {name!r} already exists in {self._storage!r}; "
-                    f"use Study.load({name!r}, storage) or load_if_exists=True"
-                )
-            self._replay(self._storage.read(name))
-            for attr, want in (
-                ("space", space),
-                ("objective", objective),
-                ("direction", direction),
-            ):
-                have = getattr(self._state, attr)
-                if have != want:
-                    raise ValueError(
-                        f"{attr}: the stored study {name!r} has {have!r}, not {want!r}"
-                    )
-        else:
-            self._record(
-                StudyCreated(
-                    time=time.time(),
-                    space=space.to_spec(),
-                    objective=objective,
-                    direction=direction,
-                )
-            )
+        sampler = self._check_sampler(sampler)
+        created = StudyCreated(
+            time=time.time(), space=space.to_spec(), objective=objective, direction=direction
+        )
+        journal = Journal.open(get_storage(storage), name, create=created, exist_ok=load_if_exists)
+        self._setup(journal, sampler)
 
-    def _setup(self, name: str, storage: BaseStorage, sampler: BaseSampler | None) -> None:
+    @staticmethod
+    def _check_sampler(sampler: BaseSampler | None) -> BaseSampler:
         if sampler is None:
-            sampler = GPSampler()
+            return GPSampler()
         if not isinstance(sampler, BaseSampler):
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")
-        self.name, self._storage, self.sampler = name, storage, sampler
-        self._state = StudyState()
-        self._lock = threading.RLock()  # events are recorded one at a time, from any thread
-        self._listeners: list[Callable[[Event], None]] = []
-        self._widget: Any = None
-        self._run: Run | None = None
-        self._driver: Driver | None = None
-        self._clock: Callable[[], float] = time.time
+        return sampler
 
-    def _replay(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self._state.apply(event)
-        if self._state.space is None:
-            raise ValueError(f"study {self.name!r} has no study_created event in its journal")
+    def _setup(self, journal: Journal, sampler: BaseSampler) -> None:
+        self.name, self.sampler = journal.name, sampler
+        self._journal = journal
+        self._suggester = Suggester(journal, sampler)
+        self._widget: StudyWidget | None = None
+        self._driver: Driver | None = None
 
     @classmethod
     def load(
@@ -161,6 +146,8 @@ class Study:
         name: str,
         storage: str | os.PathLike[str] | BaseStorage,
         sampler: BaseSampler | None = None,
+        *,
+        read_only: bool = False,
     ) -> Study:
         """Rebuild a study from its journal, to look at it or to go on with it.
 
@@ -168,68 +155,69 @@ class Study:
         ``INTERRUPTED``; the next :meth:`optimize` runs them again first, and, called without
         ``n_trials``, finishes the budget of the run that was cut short.
 
+        Args:
+            read_only: Look only: no recovery and no writes, so that a study that another
+                run (another process, or another study object here) is driving can be
+                watched; its reads follow what that run records.
+
         Raises:
             ValueError: No study of that name in ``storage``.
-            RuntimeError: Another live process on this machine is running the study.
+            StudyInUseError: Another live run drives the study (and ``read_only`` is False):
+                it is never taken over by accident.
         """
-        store = get_storage(storage)
-        if not store.exists(name):
-            raise ValueError(f"name: no study {name!r} in {store!r}; it has {store.studies()}")
+        sampler = cls._check_sampler(sampler)
+        journal = Journal.open(get_storage(storage), name, read_only=read_only)
         study = cls.__new__(cls)
-        study._setup(name, store, sampler)
-        study._replay(store.read(name))
-        state, now = study._state, time.time()
-        for run, started in state.runs.items():
-            if run in state.finished_runs:
-                continue
-            if (
-                started.host == socket.gethostname()
-                and started.pid != os.getpid()
-                and _pid_alive(started.pid)
-            ):
-                raise RuntimeError(
-                    f"study {name!r} is being run by process {started.pid} on "
-                    f"this machine; stop it before loading the study"
-                )
-            study._record(RunFinished(time=now, run=run, reason="interrupted"))
-        for number in state.numbers(TrialState.RUNNING):
-            study._record(
-                TrialInterrupted(time=now, number=number, reason="its driver stopped while it ran")
-            )
+        study._setup(journal, sampler)
         return study
 
     # -- what a notebook reads --------------------------------------------------------------
 
     @property
+    def journal(self) -> Journal:
+        """The study's journal: its events, their fold, its runs."""
+        return self._journal
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this study object only looks (see :meth:`load`)."""
+        return self._journal.read_only
+
+    def _read(self, read: Callable[[StudyState], R]) -> R:
+        if self._journal.read_only:
+            self._journal.refresh()
+        return self._journal.query(read)
+
+    @property
     def space(self) -> Space:
         """The search space."""
-        assert self._state.space is not None
-        return self._state.space
+        space: Space = self._journal.space
+        return space
 
     @property
     def objective(self) -> str:
         """The name of the metric being optimized."""
-        return self._state.objective
+        return self._journal.query(lambda s: s.objective)
 
     @property
     def direction(self) -> str:
         """``"minimize"`` or ``"maximize"``."""
-        return self._state.direction
+        return self._journal.query(lambda s: s.direction)
 
     @property
     def storage(self) -> BaseStorage:
         """Where the journal lives."""
-        return self._storage
+        return self._journal.storage
 
     @property
     def trials(self) -> list[Trial]:
         """Every trial, by number."""
-        return self._state.trials()
+        return self._read(lambda s: s.trials())
 
     def get_trials(self, states: Iterable[TrialState | str] | None = None) -> list[Trial]:
         """The trials in the given states (all if None)."""
         if states is None:
-            return self._state.trials()
+            return self.trials
         if isinstance(states, (str, TrialState)):
             states = [states]
         valid = [s.value for s in TrialState]
@@ -238,14 +226,15 @@ class Study:
             if state not in valid and not isinstance(state, TrialState):
                 raise ValueError(f"states: {state!r} is not one of {valid}")
             wanted.append(TrialState(state))
-        return self._state.trials(wanted)
+        return self._read(lambda s: s.trials(wanted))
 
     @property
     def best_trial(self) -> Trial:
         """The complete trial with the best objective value (``ValueError`` if none yet)."""
-        if self._state.best_number is None:
+        best = self._read(lambda s: None if s.best_number is None else s.trial(s.best_number))
+        if best is None:
             raise ValueError(f"study {self.name!r} has no complete trial yet")
-        return self._state.trial(self._state.best_number)
+        return best
 
     @property
     def best_params(self) -> dict[str, Any]:
@@ -260,56 +249,24 @@ class Study:
         return value
 
     def __repr__(self) -> str:
-        c = self._state.counts
-        best = ""
-        if self._state.best_number is not None:
-            best = f", best {self.objective}={self.best_value:.6g}"
+        s = self._journal.summary()
+        best = "" if s.best_value is None else f", best {s.objective}={s.best_value:.6g}"
         return (
-            f"<Study {self.name!r} {self.direction} {self.objective}: "
-            f"{c[TrialState.COMPLETE]} complete, {c[TrialState.RUNNING]} running, "
-            f"{c[TrialState.FAILED]} failed{best}>"
+            f"<Study {self.name!r} {s.direction} {s.objective}: "
+            f"{s.complete} complete, {len(s.running)} running, {s.failed} failed{best}>"
         )
-
-    # -- recording ----------------------------------------------------------------------------
-
-    def _record(self, event: Event) -> None:
-        """Make ``event`` durable, fold it in, and tell the sampler and any listeners."""
-        with self._lock:
-            self._storage.append(self.name, event)
-            self._state.apply(event)
-            if isinstance(event, (TrialCompleted, TrialFailed)):
-                trial = self._state.trial(event.number)
-                y = None if trial.value is None else self._state.sign() * trial.value
-                self.sampler.observe(self.space.encode(trial.params), y)
-            for listener in self._listeners:
-                listener(event)
-
-    def _suggest(self, n: int, run: int | None) -> list[int]:
-        """Ask the sampler for up to ``n`` trials; record them and return their numbers."""
-        state, space = self._state, self.space
-        X, y, X_failed, pending = state.observations()
-        history = History(space, X, y, X_failed, state.n_trials)
-        U = np.asarray(self.sampler.suggest(history, pending, n), dtype=float)
-        if U.ndim != 2 or U.shape[1] != space.dim or len(U) > n or not np.isfinite(U).all():
-            raise RuntimeError(
-                f"{type(self.sampler).__name__}.suggest returned an array of "
-                f"shape {U.shape}; want at most {n} finite rows of {space.dim}"
-            )
-        numbers = []
-        for params in space.decode_many(U):
-            number = state.n_trials
-            self._record(TrialAsked(time=self._clock(), number=number, params=params, run=run))
-            numbers.append(number)
-        return numbers
 
     # -- ask and tell ---------------------------------------------------------------------------
 
     def ask(self) -> Trial:
-        """A new trial with the sampler's next parameters, counted as running until told."""
-        numbers = self._suggest(1, run=None)
+        """A new trial with the sampler's next parameters, counted as running until told.
+
+        Safe to call from several threads, and while a run goes on: every trial gets a
+        number of its own."""
+        numbers = self._suggester.suggest(1, run=None)
         if not numbers:
             raise RuntimeError(f"{type(self.sampler).__name__} has no more points to give")
-        return self._state.trial(numbers[0])
+        return self._journal.query(lambda s: s.trial(numbers[0]))
 
     def tell(
         self,
@@ -329,34 +286,40 @@ class Study:
             The finished trial.
         """
         number = trial.number if isinstance(trial, Trial) else trial
-        if not isinstance(number, int) or number not in range(self._state.n_trials):
-            raise ValueError(f"trial: no trial {number!r} in study {self.name!r}")
-        if self._state.trial(number).state.finished:
-            raise ValueError(
-                f"trial: trial {number} is already {self._state.trial(number).state.value}"
-            )
         given = sum([value is not None, error is not None, bool(pruned)])
         if given != 1:
             raise ValueError("tell: give exactly one of value, error= or pruned=True")
-        now = self._clock()
-        event: Event
-        if pruned:
-            reports = self._state.trial(number).reports
-            event = TrialPruned(time=now, number=number, step=reports[-1].step if reports else None)
-        elif error is not None:
-            event = TrialFailed(
-                time=now, number=number, reason=str(error), failure=Failure.ERROR.value
-            )
-        else:
-            values, why = interpret_result(value, self.objective)
+        values, why = (None, None) if value is None else interpret_result(value, self.objective)
+        journal = self._journal
+
+        def told(s: StudyState) -> list[Event]:
+            if not isinstance(number, int) or number not in range(s.n_trials):
+                raise ValueError(f"trial: no trial {number!r} in study {self.name!r}")
+            if s.trial(number).state.finished:
+                raise ValueError(f"trial: trial {number} is already {s.trial(number).state.value}")
+            now = journal.now()
+            if pruned:
+                reports = s.trial(number).reports
+                return [
+                    TrialPruned(time=now, number=number, step=reports[-1].step if reports else None)
+                ]
+            if error is not None:
+                return [
+                    TrialFailed(
+                        time=now, number=number, reason=str(error), failure=Failure.ERROR.value
+                    )
+                ]
             if values is None:
-                event = TrialFailed(
-                    time=now, number=number, reason=str(why), failure=Failure.INVALID.value
-                )
-            else:
-                event = TrialCompleted(time=now, number=number, values=values)
-        self._record(event)
-        return self._state.trial(number)
+                return [
+                    TrialFailed(
+                        time=now, number=number, reason=str(why), failure=Failure.INVALID.value
+                    )
+                ]
+            return [TrialCompleted(time=now, number=number, values=values)]
+
+        journal.write(told)
+        assert isinstance(number, int)
+        return journal.query(lambda s: s.trial(number))
 
     def add_trial(self, params: Mapping[str, Any], value: Any) -> Trial:
         """Add a finished trial known from elsewhere (a previous search, a baseline).
@@ -369,28 +332,102 @@ class Study:
         values, why = interpret_result(value, self.objective)
         if values is None:
             raise ValueError(f"value: {why}")
-        number, now = self._state.n_trials, time.time()
-        self._record(TrialAsked(time=now, number=number, params=checked, run=None))
-        self._record(TrialCompleted(time=now, number=number, values=values))
-        return self._state.trial(number)
+        number = self._journal.add(checked, values)
+        return self._journal.query(lambda s: s.trial(number))
 
     # -- optimize -------------------------------------------------------------------------------
 
     def _resume_budget(self) -> int:
         """New trials still owed by the last run, when ``optimize`` gets no budget."""
-        state = self._state
-        if state.runs:
-            last = state.runs[max(state.runs)]
-            if last.n_trials is not None:
-                asked = sum(1 for t in state.trials() if state.run_of(t.number) == last.run)
-                owed = last.n_trials - asked
-                if owed > 0 or state.counts[TrialState.INTERRUPTED]:
-                    return max(owed, 0)
-        raise ValueError(
-            "n_trials: give n_trials or timeout (the study has no unfinished budget to resume)"
-        )
 
-    def _make_run(
+        def owed(state: StudyState) -> int | None:
+            if state.runs:
+                last = state.runs[max(state.runs)]
+                if last.n_trials is not None:
+                    asked = sum(1 for t in state.trials() if state.run_of(t.number) == last.run)
+                    left = last.n_trials - asked
+                    if left > 0 or state.counts[TrialState.INTERRUPTED]:
+                        return max(left, 0)
+            return None
+
+        left = self._journal.query(owed)
+        if left is None:
+            raise ValueError(
+                "n_trials: give n_trials or timeout (the study has no unfinished budget to resume)"
+            )
+        return left
+
+    def start(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        *,
+        client: Client | None = None,
+        backend: Backend | None = None,
+        max_concurrent: int | None = None,
+        trial_timeout: float | None = None,
+        max_retries: int = 2,
+        resources: Mapping[str, float] | None = None,
+        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
+        progress: bool | None = None,
+        adapt: bool = False,
+    ) -> Run:
+        """Run trials in the background until the budget is spent, the time is up, or the
+        study is stopped: returns a :class:`~asynchpo.Run` at once.
+
+        Every argument is checked before it returns, and before any trial runs. Trials left
+        ``INTERRUPTED`` by an earlier run are run again first. The run goes on in a thread
+        of its own (or on the dask client's event loop), so the notebook stays free: read
+        ``study.best_params``, plot, or start another study meanwhile. Displayed in a
+        notebook, the run (or the study) shows the live view. ``run.wait()`` or
+        ``await run`` gives its end and raises what it raised. :meth:`optimize` is
+        ``start(...).wait()`` and :meth:`optimize_async` awaits the same run: all three
+        take these arguments.
+
+        Args:
+            objective: ``objective(params) -> float | dict``; runs on a worker.
+            n_trials: How many new trials to run. If neither this nor ``timeout`` is given,
+                the budget the last run left unfinished (after :meth:`load`).
+            timeout: Stop asking for new trials after this many seconds (of the run's clock);
+                trials already running finish.
+            client: A ``distributed.Client``: trials run as dask futures on its cluster.
+            backend: Another backend, e.g. :class:`~asynchpo.SimulatedBackend`. With neither
+                ``client`` nor ``backend``, trials run in threads of this process.
+            max_concurrent: Trials in flight at once; by default the cluster's thread count
+                (or the simulated workers).
+            trial_timeout: Seconds one trial may run; past it, the trial fails
+                (``Failure.TIMEOUT``) and, on dask, its worker is restarted.
+            max_retries: Times a trial whose worker died is run again before it fails
+                (``Failure.WORKER_LOST``); interruptions of the driver do not count.
+            resources: dask worker resources each trial needs, e.g. ``{"GPU": 1}``.
+            callbacks: ``callback(study, trial)`` after each finished trial; may call
+                :meth:`stop`.
+            progress: Show a text progress line (default: when stderr is a terminal).
+            adapt: Grow the client's cluster (e.g. a dask-jobqueue ``SLURMCluster``) with the
+                trials waiting to run, never past ``max_concurrent`` workers (required), and
+                give the workers back when the run ends.
+
+        Raises:
+            StudyInUseError: Another live run drives the study, or it was opened read-only.
+        """
+        driver = self._make_driver(
+            objective,
+            n_trials,
+            timeout,
+            client,
+            backend,
+            max_concurrent,
+            trial_timeout,
+            max_retries,
+            resources,
+            callbacks,
+            progress,
+            adapt,
+        )
+        return self._launch(driver, progress)
+
+    def _make_driver(
         self,
         objective: Objective,
         n_trials: int | None,
@@ -403,8 +440,10 @@ class Study:
         resources: Mapping[str, float] | None,
         callbacks: Sequence[Callable[[Study, Trial], Any]] | None,
         progress: bool | None,
-        adapt: bool = False,
+        adapt: bool,
     ) -> Driver:
+        if self._journal.read_only:
+            self._journal.write(lambda _: [])  # says why it cannot
         if not callable(objective):
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
         if progress not in (None, True, False):
@@ -413,17 +452,17 @@ class Study:
         timeout = positive_float("timeout", timeout, allow_none=True)
         if n_trials is None and timeout is None:
             n_trials = self._resume_budget()
+        for cb in callbacks or ():
+            if not callable(cb):
+                raise TypeError(f"callbacks: {cb!r} is not callable")
         config = RunConfig(
             n_trials=n_trials,
             timeout=timeout,
             max_concurrent=positive_int("max_concurrent", max_concurrent, allow_none=True),
             trial_timeout=positive_float("trial_timeout", trial_timeout, allow_none=True),
             max_retries=positive_int("max_retries", max_retries, minimum=0),
-            callbacks=tuple(callbacks or ()),
+            callbacks=tuple(functools.partial(cb, self) for cb in callbacks or ()),
         )
-        for cb in config.callbacks:
-            if not callable(cb):
-                raise TypeError(f"callbacks: {cb!r} is not callable")
         if client is not None and backend is not None:
             raise ValueError("client, backend: give one of them, not both")
         if resources is not None:
@@ -453,176 +492,68 @@ class Study:
             raise TypeError(f"backend must be an asynchpo Backend, got {type(backend).__name__}")
         if self._driver is not None:
             raise RuntimeError(f"study {self.name!r} is already running an optimize call")
-        return Driver(self, objective, backend, config)
+        return Driver(self._journal, self._suggester, objective, self.objective, backend, config)
 
-    async def _drive(self, driver: Driver, progress: bool | None) -> str:
+    def _launch(self, driver: Driver, progress: bool | None, *, same_loop: bool = False) -> Run:
         bar = None
         if (progress or (progress is None and _isatty())) and not in_notebook():
-            total = driver.config.n_trials
-            if total is not None:
-                total += self._state.counts[TrialState.INTERRUPTED]
-            bar = TextProgress(self, total)
-            self._listeners.append(bar)
-        self._driver, self._clock = driver, driver.backend.now
-        try:
-            return await driver.run()
-        finally:
-            self._driver, self._clock = None, time.time
-            if bar is not None:
-                self._listeners.remove(bar)
-                bar.close()
-
-    def optimize(
-        self,
-        objective: Objective,
-        n_trials: int | None = None,
-        timeout: float | None = None,
-        *,
-        client: Client | None = None,
-        backend: Backend | None = None,
-        max_concurrent: int | None = None,
-        trial_timeout: float | None = None,
-        max_retries: int = 2,
-        resources: Mapping[str, float] | None = None,
-        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
-        progress: bool | None = None,
-        adapt: bool = False,
-    ) -> None:
-        """Run trials until the budget is spent, the time is up, or the study is stopped.
-
-        Every argument is checked before any trial runs. Trials left ``INTERRUPTED`` by an
-        earlier run are run again first.
-
-        Args:
-            objective: ``objective(params) -> float | dict``; runs on a worker.
-            n_trials: How many new trials to run. If neither this nor ``timeout`` is given,
-                the budget the last run left unfinished (after :meth:`load`).
-            timeout: Stop asking for new trials after this many seconds (of the run's clock);
-                trials already running finish.
-            client: A ``distributed.Client``: trials run as dask futures on its cluster.
-            backend: Another backend, e.g. :class:`~asynchpo.SimulatedBackend`. With neither
-                ``client`` nor ``backend``, trials run in threads of this process.
-            max_concurrent: Trials in flight at once; by default the cluster's thread count
-                (or the simulated workers).
-            trial_timeout: Seconds one trial may run; past it, the trial fails
-                (``Failure.TIMEOUT``) and, on dask, its worker is restarted.
-            max_retries: Times a trial whose worker died is run again before it fails
-                (``Failure.WORKER_LOST``).
-            resources: dask worker resources each trial needs, e.g. ``{"GPU": 1}``.
-            callbacks: ``callback(study, trial)`` after each finished trial; may call
-                :meth:`stop`.
-            progress: Show a text progress line (default: when stderr is a terminal).
-            adapt: Grow the client's cluster (e.g. a dask-jobqueue ``SLURMCluster``) with the
-                trials waiting to run, never past ``max_concurrent`` workers (required), and
-                give the workers back when the run ends.
-        """
-        driver = self._make_run(
-            objective,
-            n_trials,
-            timeout,
-            client,
-            backend,
-            max_concurrent,
-            trial_timeout,
-            max_retries,
-            resources,
-            callbacks,
-            progress,
-            adapt,
-        )
-        view = None
-        if progress is not False and in_notebook():
-            view = self.widget()
-            show(view)
-        try:
-            block_on(
-                lambda: self._drive(driver, progress),
-                driver.backend.loop,
-                lambda: driver.request_stop(cancel_running=True, reason="KeyboardInterrupt"),
-            )
-        finally:
-            if view is not None:
-                view.flush()  # the end, sent before the cell returns
-
-    async def optimize_async(
-        self,
-        objective: Objective,
-        n_trials: int | None = None,
-        timeout: float | None = None,
-        *,
-        client: Client | None = None,
-        backend: Backend | None = None,
-        max_concurrent: int | None = None,
-        trial_timeout: float | None = None,
-        max_retries: int = 2,
-        resources: Mapping[str, float] | None = None,
-        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
-        progress: bool | None = None,
-        adapt: bool = False,
-    ) -> None:
-        """:meth:`optimize` as a coroutine, for asynchronous code and asynchronous clients.
-
-        Takes the same arguments. With a dask client, await it on the client's event loop.
-        """
-        driver = self._make_run(
-            objective,
-            n_trials,
-            timeout,
-            client,
-            backend,
-            max_concurrent,
-            trial_timeout,
-            max_retries,
-            resources,
-            callbacks,
-            progress,
-            adapt,
-        )
-        await self._drive(driver, progress)
-
-    def start(
-        self,
-        objective: Objective,
-        n_trials: int | None = None,
-        timeout: float | None = None,
-        *,
-        client: Client | None = None,
-        backend: Backend | None = None,
-        max_concurrent: int | None = None,
-        trial_timeout: float | None = None,
-        max_retries: int = 2,
-        resources: Mapping[str, float] | None = None,
-        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
-        progress: bool | None = None,
-        adapt: bool = False,
-    ) -> Run:
-        """:meth:`optimize` in the background: returns a :class:`~asynchpo.Run` at once.
-
-        Takes the same arguments, checked before it returns. The run goes on in a thread
-        of its own (or on the dask client's event loop), so the notebook stays free: read
-        ``study.best_params``, plot, or start another study meanwhile. Displayed in a
-        notebook, the run (or the study) shows the live view. ``run.wait()`` or
-        ``await run`` gives its end and raises what it raised.
-        """
-        driver = self._make_run(
-            objective,
-            n_trials,
-            timeout,
-            client,
-            backend,
-            max_concurrent,
-            trial_timeout,
-            max_retries,
-            resources,
-            callbacks,
-            progress,
-            adapt,
-        )
+            bar = TextProgress(self._journal)
         self._driver = driver  # taken now: a second start raises until this one ends
-        future = launch(lambda: self._drive(driver, progress), driver.backend.loop)
-        run = Run(self, driver, future)
-        self._run = run
-        return run
+
+        async def drive() -> str:
+            try:
+                return await driver.run()
+            finally:
+                self._driver = None
+                if bar is not None:
+                    bar.close()
+
+        future = launch(drive, driver.backend.loop, same_loop=same_loop)
+        return Run(
+            self.name,
+            driver,
+            future,
+            on_end=self._view_end,
+            on_wait=self._view_flush,
+            display=self._ipython_display_,
+        )
+
+    def _view_end(self) -> None:
+        if self._widget is not None:
+            self._widget.draw()  # the end, at once
+
+    def _view_flush(self) -> None:
+        if self._widget is not None:
+            self._widget.flush()  # the end, sent from the waiting cell
+
+    @_takes_the_arguments_of(start)
+    def optimize(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`start`, then wait for the run's end: run trials until the budget is spent,
+        the time is up, or the study is stopped. Takes :meth:`start`'s arguments.
+
+        In a notebook it shows the live view. Ctrl-C (interrupting the kernel) stops the
+        run: running trials are recorded as interrupted, and the next ``optimize`` runs
+        them again.
+        """
+        options = _start_arguments(self, args, kwargs)
+        run = self._launch(self._make_driver(**options), options["progress"])
+        if options["progress"] is not False and in_notebook():
+            show(self.widget())
+        try:
+            run.wait()
+        except KeyboardInterrupt:
+            run.stop(cancel_running=True, reason="KeyboardInterrupt")
+            with contextlib.suppress(BaseException):  # the interrupt is what the caller sees
+                run.wait(timeout=60)
+            raise
+
+    @_takes_the_arguments_of(start)
+    async def optimize_async(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`optimize` as a coroutine, for asynchronous code and asynchronous clients:
+        awaits the run :meth:`start` makes. Takes the same arguments. With a dask client,
+        await it on the client's event loop."""
+        options = _start_arguments(self, args, kwargs)
+        await self._launch(self._make_driver(**options), options["progress"], same_loop=True)
 
     def widget(self) -> StudyWidget:
         """The study's live view for a notebook (one per study: displaying it again, even
@@ -631,8 +562,7 @@ class Study:
             from asynchpo.widgets._view import StudyWidget
 
             self._widget = StudyWidget(self)
-        widget: StudyWidget = self._widget
-        return widget
+        return self._widget
 
     def _ipython_display_(self) -> None:
         if in_notebook():
@@ -675,8 +605,23 @@ class Study:
     def stop(self, cancel_running: bool = False) -> None:
         """Stop the running ``optimize``: no new trials; running ones finish, or with
         ``cancel_running`` are interrupted (and re-run by the next ``optimize``)."""
-        if self._driver is not None:
-            self._driver.request_stop(cancel_running=cancel_running)
+        driver = self._driver
+        if driver is not None:
+            driver.request_stop(cancel_running=cancel_running)
+
+    def stop_trial(self, number: int) -> None:
+        """Stop one running trial of the running ``optimize``; it is recorded as failed
+        (``cancelled``). Returns at once."""
+        driver = self._driver
+        if driver is not None:
+            driver.request_cancel(int(number))
+
+
+def _start_arguments(study: Study, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``start``'s arguments by name, defaults filled in (a wrong one raises TypeError)."""
+    bound = inspect.signature(Study.start).bind(study, *args, **kwargs)
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if k != "self"}
 
 
 def _isatty() -> bool:

@@ -42,12 +42,27 @@ def test_studies_lists_counts_and_best(db, capsys):
 
 def test_show_sorts_and_filters(db, capsys):
     assert main(["show", str(db), "mlp", "--sort", "value"]) == 0
-    rows = capsys.readouterr().out.splitlines()[2:]
+    lines = capsys.readouterr().out.splitlines()
+    # the line the progress view draws, from the same summary, then the table
+    assert lines[0].startswith("mlp: 3 done | 1 running | 1 failed | best loss=0.25")
+    rows = lines[3:]
     assert [r.split()[0] for r in rows] == ["1", "0", "2", "3"]
     assert "CUDA out of memory" in rows[2]
     assert main(["show", str(db), "mlp", "--state", "failed"]) == 0
-    rows = capsys.readouterr().out.splitlines()[2:]
+    rows = capsys.readouterr().out.splitlines()[3:]
     assert len(rows) == 1 and rows[0].split()[:2] == ["2", "failed"]
+
+
+def test_looking_changes_nothing_and_escapes_control_characters(db, capsys):
+    study = ah.Study.load("mlp", storage=db)
+    study.tell(study.get_trials(["interrupted"])[0], error="\x1b]0;owned\x07\x1b[2J boom")
+    before = db.read_bytes()
+    assert main(["show", str(db), "mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[2J boom" in out
+    assert main(["studies", str(db)]) == 0
+    capsys.readouterr()
+    assert db.read_bytes() == before  # looking runs no recovery and writes nothing
 
 
 def test_helpful_errors(db, tmp_path, capsys):

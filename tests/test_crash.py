@@ -91,7 +91,7 @@ def test_sigkill_of_the_driver_loses_no_finished_trial_and_load_finishes_the_bud
     assert seen <= done  # everything seen finished before the kill is still there
     assert len(study.trials) < 40
     interrupted = study.get_trials(["interrupted"])
-    assert study._state.counts[ah.TrialState.RUNNING] == 0
+    assert len(study.get_trials(["running"])) == 0
     with (
         LocalCluster(
             n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None

@@ -84,9 +84,9 @@ def test_stop_and_stop_trial_from_another_thread():
         threading.Event().wait(0.01)
     first = study.get_trials(["running"])[0].number
     run.stop_trial(first)
-    while study._state.trial(first).state != ah.TrialState.FAILED:
+    while study.trials[first].state != ah.TrialState.FAILED:
         threading.Event().wait(0.01)
-    assert study._state.trial(first).failure == ah.Failure.CANCELLED
+    assert study.trials[first].failure == ah.Failure.CANCELLED
     run.stop()
     gate.set()
     assert run.wait(30) == "stopped"

@@ -214,7 +214,7 @@ def test_stop_from_a_callback_lets_running_trials_finish():
     )
     assert 10 <= len(study.trials) <= 14
     assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
-    assert study._state.finished_runs == {0: "stopped"}
+    assert study.journal.query(lambda s: s.finished_runs) == {0: "stopped"}
 
 
 def test_a_failing_callback_leaves_a_consistent_journal():
@@ -226,8 +226,8 @@ def test_a_failing_callback_leaves_a_consistent_journal():
         study.optimize(
             quad, n_trials=10, backend=sim(n_workers=3), callbacks=[broken], progress=False
         )
-    assert study._state.counts[ah.TrialState.RUNNING] == 0
-    assert study._state.counts[ah.TrialState.INTERRUPTED] == 2
+    assert len(study.get_trials(["running"])) == 0
+    assert len(study.get_trials(["interrupted"])) == 2
     study.optimize(quad, n_trials=1, backend=sim(n_workers=3), progress=False)
     assert all(t.state.finished for t in study.trials)
 
@@ -335,6 +335,21 @@ def test_optimize_async_and_its_argument_checks():
     assert len(study.trials) == 6
     with pytest.raises(TypeError, match="unexpected keyword argument 'n_trails'"):
         asyncio.run(study.optimize_async(quad, n_trails=6, backend=sim()))
+    with pytest.raises(ValueError, match="max_concurrent"):
+        asyncio.run(study.optimize_async(quad, 6, backend=sim(), max_concurrent=0))
+    assert len(study.trials) == 6  # refused before any trial was asked
+
+
+def test_optimize_and_optimize_async_take_the_arguments_start_declares():
+    import inspect
+
+    start = inspect.signature(ah.Study.start)
+    for method in (ah.Study.optimize, ah.Study.optimize_async):
+        sig = inspect.signature(method)
+        assert list(sig.parameters) == list(start.parameters)
+        assert all(
+            sig.parameters[k].default == start.parameters[k].default for k in start.parameters
+        )
 
 
 def test_text_progress_line(capsys):

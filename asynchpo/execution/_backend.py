@@ -91,6 +91,9 @@ class Backend(ABC):
 
     #: Loop to run the driver on (the dask client's), or None for a fresh one.
     loop: Any = None
+    #: Whether ``now`` is a simulation's clock, which stands still while the driver thinks
+    #: (a suggestion is then awaited before the clock moves on, so runs are reproducible).
+    virtual: bool = False
 
     @abstractmethod
     def submit(self, job: Job) -> None:

@@ -46,27 +46,36 @@ class LocalBackend(QueueBackend):
     """
 
     def __init__(self) -> None:
-        self._cancelled: set[tuple[int, int]] = set()
-        self._attempts: dict[int, int] = {}
+        self._live: dict[int, object] = {}  # trial -> token of its current submission
         self._lock = threading.Lock()
         self._pool = _DaemonPool()
 
     def submit(self, job: Job) -> None:
+        token = object()  # this submission, and no other: a cancelled one never speaks again
+
+        def live() -> bool:
+            with self._lock:
+                return self._live.get(job.number) is token
+
         def send(msg: dict[str, Any]) -> None:
-            self.post(Reported(job.number, msg["step"], msg["metrics"], msg["seq"]))
+            if live():
+                self.post(Reported(job.number, msg["step"], msg["metrics"], msg["seq"]))
 
         def work() -> None:
-            self.post(Started(job.number, job.attempt, "local"))
+            if live():
+                self.post(Started(job.number, job.attempt, "local"))
             ctx = TrialContext(job.number, job.attempt, send)
             out = run_trial(job.objective, job.params, job.objective_name, ctx)
             with self._lock:
-                if (job.number, job.attempt) in self._cancelled:
+                if self._live.get(job.number) is not token:
                     return
+                del self._live[job.number]
             self.post(Finished.from_run(job.number, job.attempt, out, "local"))
 
-        self._attempts[job.number] = job.attempt
+        with self._lock:
+            self._live[job.number] = token
         self._pool.submit(work)
 
     def cancel(self, number: int, hung: bool = False) -> None:
         with self._lock:
-            self._cancelled.add((number, self._attempts.get(number, 0)))
+            self._live.pop(number, None)

@@ -1,25 +1,24 @@
 """The driver: keeps ``max_concurrent`` trials in flight and records everything that happens.
 
-One coroutine joins a study (which decides) to a backend (which runs). It asks for as many
-trials as there are free slots in one ``suggest`` call, submits them, and folds each message
-the backend returns into events the moment it arrives.
+One coroutine joins a journal and a sampler (which decide) to a backend (which runs). It
+asks for as many trials as there are free slots in one ``suggest`` call, computed off the
+event loop, submits them, and turns the messages the backend returns into events the moment
+they arrive: one transaction per round of messages.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asynchpo.events import (
-    RunFinished,
-    RunStarted,
+    Event,
     TrialCompleted,
     TrialFailed,
-    TrialInterrupted,
     TrialPruned,
     TrialReported,
     TrialRetried,
@@ -29,9 +28,10 @@ from asynchpo.execution._backend import Backend, Finished, Job, Message, Reporte
 from asynchpo.trial import Failure, Trial, TrialState
 
 if TYPE_CHECKING:
-    from asynchpo.study import Study
+    from asynchpo.execution._suggest import Suggester
+    from asynchpo.journal import Journal
 
-Callback = Callable[["Study", Trial], Any]
+Callback = Callable[[Trial], Any]
 
 
 @dataclass(frozen=True)
@@ -47,22 +47,31 @@ class RunConfig:
 
 
 class Driver:
-    """Runs one ``optimize`` call of ``study`` on ``backend``."""
+    """Runs one ``optimize`` call: trials from ``suggester`` (a sampler over ``journal``),
+    run on ``backend``, every outcome recorded in ``journal``."""
 
     def __init__(
         self,
-        study: Study,
+        journal: Journal,
+        suggester: Suggester,
         objective: Callable[[dict[str, Any]], Any],
+        objective_name: str,
         backend: Backend,
         config: RunConfig,
     ):
-        self.study, self.objective, self.backend, self.config = study, objective, backend, config
+        self.journal, self.suggester, self.objective = journal, suggester, objective
+        self.objective_name, self.backend, self.config = objective_name, backend, config
         self._stop = False
         self._cancel_running = False
         self._stop_reason = "stopped"
         self._running: dict[int, int] = {}  # trial -> submission attempt
         self._started: dict[int, float] = {}  # trial -> start time of its current execution
         self._to_cancel: set[int] = set()  # trials to stop, asked from other threads
+        self._batch: list[Event] = []  # events of one round, recorded together
+        self._done: list[int] = []  # trials finished in this round, for the callbacks
+        self._attempts: dict[int, int] = {}  # trial -> executions started, all runs
+        self._worker: dict[int, str | None] = {}  # trial -> worker of its last execution
+        self._seqs: dict[int, set[int]] = {}  # trial -> reports recorded by this driver
         self.run_id = -1
 
     def request_stop(self, cancel_running: bool = False, reason: str = "stopped") -> None:
@@ -95,84 +104,123 @@ class Driver:
                     ),
                 )
 
-    def _record(self, event: Any) -> None:
-        self.study._record(event)
+    def _record(self, event: Event) -> None:
+        self._batch.append(event)
+
+    def _flush(self) -> None:
+        """Record this round's events in one transaction, then run the callbacks."""
+        batch, self._batch = self._batch, []
+        if batch:
+            self.journal.record(*batch)
+        done, self._done = self._done, []
+        for number in done:
+            trial = self._trial(number)
+            for callback in self.config.callbacks:
+                callback(trial)
+
+    def _trial(self, number: int) -> Trial:
+        return self.journal.query(lambda s: s.trial(number))
+
+    def _attempts_of(self, number: int) -> int:
+        return self.journal.query(lambda s: s.trial(number).attempts)
 
     def _submit(self, number: int, attempt: int) -> None:
-        params = self.study._state.trial(number).params
+        trial = self.journal.query(lambda s: s.trial(number))
+        params = trial.params
+        self._attempts[number] = trial.attempts
         self._running[number] = attempt
         self._started.pop(number, None)
-        self.backend.submit(
-            Job(number, attempt, dict(params), self.objective, self.study.objective)
-        )
+        self.backend.submit(Job(number, attempt, dict(params), self.objective, self.objective_name))
 
     async def run(self) -> str:
         """Run until the budget, the timeout, the sampler or a stop ends it; return why."""
-        cfg, state, backend = self.config, self.study._state, self.backend
-        await backend.open(self.study.name)
-        max_concurrent = cfg.max_concurrent or await backend.default_concurrency()
-        self.run_id = max(state.runs, default=-1) + 1
-        self._record(
-            RunStarted(
-                time=backend.now(),
-                run=self.run_id,
+        cfg, journal, backend = self.config, self.journal, self.backend
+        virtual = backend.virtual
+        await backend.open(journal.name)
+        try:
+            max_concurrent = cfg.max_concurrent or await backend.default_concurrency()
+            self.run_id = journal.begin_run(
                 n_trials=cfg.n_trials,
                 max_concurrent=max_concurrent,
-                pid=os.getpid(),
-                host=socket.gethostname(),
+                clock=backend.now,
+                virtual=virtual,
             )
-        )
-        requeue = deque(state.numbers(TrialState.INTERRUPTED))
+        except BaseException:
+            await backend.close()
+            raise
+        requeue = deque(journal.query(lambda s: s.numbers(TrialState.INTERRUPTED)))
         deadline = None if cfg.timeout is None else backend.now() + cfg.timeout
         asked, exhausted, reason = 0, False, "error"
+        error: str | None = None
+        asking: asyncio.Future[list[int]] | None = None
+        asking_want = 0
         try:
             while True:
                 if deadline is not None and backend.now() >= deadline and not self._stop:
                     self._stop, self._stop_reason = True, "timeout"
-                while not self._stop and len(self._running) < max_concurrent:
-                    if requeue:
-                        number = requeue.popleft()
-                        self._record(
-                            TrialRetried(
-                                time=backend.now(),
-                                number=number,
-                                attempt=state.trial(number).attempts + 1,
-                                reason="re-queued after an interruption",
-                            )
+                while not self._stop and len(self._running) < max_concurrent and requeue:
+                    number = requeue.popleft()
+                    self._record(
+                        TrialRetried(
+                            time=backend.now(),
+                            number=number,
+                            attempt=self._attempts_of(number) + 1,
+                            reason="re-queued after an interruption",
+                            run=self.run_id,
+                            cause="interrupted",
                         )
-                        self._submit(number, 1)
-                        continue
-                    want = max_concurrent - len(self._running)
-                    if cfg.n_trials is not None:
-                        want = min(want, cfg.n_trials - asked)
-                    if want <= 0 or exhausted:
-                        break
-                    numbers = self.study._suggest(want, run=self.run_id)
-                    exhausted = len(numbers) < want
+                    )
+                    self._submit(number, 1)
+                self._flush()
+                want = max_concurrent - len(self._running)
+                if cfg.n_trials is not None:
+                    want = min(want, cfg.n_trials - asked)
+                if asking is None and not self._stop and not exhausted and want > 0:
+                    # computed in a thread: the loop goes on carrying messages meanwhile
+                    asking = asyncio.ensure_future(self.suggester.suggest_async(want, self.run_id))
+                    asking.add_done_callback(lambda _: backend.wake())
+                    if virtual:  # a simulation's clock stands still while it suggests
+                        await asyncio.wait([asking])
+                    asking_want = want
+                if asking is not None and asking.done():
+                    numbers, asking = asking.result(), None
+                    exhausted = len(numbers) < asking_want
                     asked += len(numbers)
-                    for number in numbers:
-                        self._submit(number, 1)
-                if not self._running or (self._stop and self._cancel_running):
+                    if not self._stop:  # else they are interrupted, to run next time
+                        for number in numbers:
+                            self._submit(number, 1)
+                    continue
+                if (not self._running and asking is None) or (self._stop and self._cancel_running):
                     break
                 messages = await backend.wait(self._next_deadline(deadline))
                 for msg in messages:
                     self._handle(msg)
                 self._cancel_requested()
                 self._check_trial_timeouts()
+                self._flush()
             if self._stop:
                 reason = self._stop_reason
             elif exhausted:
                 reason = "exhausted"
             else:
                 reason = "complete"
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
+            if asking is not None:  # its trials are recorded: wait, so they are interrupted
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait([asking])
             for number in list(self._running):
                 backend.cancel(number)
-                why = self._stop_reason if self._stop else "the driver stopped on an error"
-                self._record(TrialInterrupted(time=backend.now(), number=number, reason=why))
             self._running.clear()
-            self._record(RunFinished(time=backend.now(), run=self.run_id, reason=reason))
-            await backend.close()
+            with contextlib.suppress(BaseException):
+                self._flush()
+            why = self._stop_reason if self._stop else "the driver stopped on an error"
+            try:
+                journal.end_run(reason, error=error, interrupted=why)
+            finally:
+                await backend.close()
         return reason
 
     def _next_deadline(self, deadline: float | None) -> float | None:
@@ -212,12 +260,12 @@ class Driver:
             self._on_finished(msg)
 
     def _on_started(self, number: int, worker: str | None, at: float | None = None) -> None:
-        now, state = self.backend.now(), self.study._state
+        now = self.backend.now()
         if number in self._started:
             # dask ran the task again: the worker of the last execution died
-            attempts = state.trial(number).attempts
-            lost = state.trial(number).worker
-            if attempts >= self.config.max_retries + 1:
+            self._flush()
+            lost, losses = self._worker.get(number), self._losses(number)
+            if losses >= self.config.max_retries:
                 self.backend.cancel(number)
                 self._finish(
                     number,
@@ -225,32 +273,45 @@ class Driver:
                         time=now,
                         number=number,
                         failure=Failure.WORKER_LOST.value,
-                        reason=f"its worker was lost on all {attempts} attempts (last: {lost})",
+                        reason=f"its worker was lost on all {losses + 1} attempts (last: {lost})",
                     ),
                 )
                 return
             self._record(
                 TrialRetried(
-                    time=now, number=number, attempt=attempts + 1, reason=f"worker {lost} was lost"
+                    time=now,
+                    number=number,
+                    attempt=self._attempts[number] + 1,
+                    reason=f"worker {lost} was lost",
+                    run=self.run_id,
+                    cause="worker_lost",
                 )
             )
         self._started[number] = now
+        self._attempts[number] += 1
+        self._worker[number] = worker
         self._record(
             TrialStarted(
                 time=now if at is None else at,
                 number=number,
-                attempt=state.trial(number).attempts + 1,
+                attempt=self._attempts[number],
                 worker=worker,
             )
         )
 
+    def _losses(self, number: int) -> int:
+        return self.journal.query(lambda s: s.lost_workers(number))
+
     def _on_report(self, number: int, step: int, metrics: dict[str, Any], seq: int) -> None:
-        if not self.study._state.has_report(number, seq):
-            self._record(
-                TrialReported(
-                    time=self.backend.now(), number=number, step=step, metrics=metrics, seq=seq
-                )
+        seen = self._seqs.setdefault(number, set())
+        if seq in seen or self.journal.query(lambda s: s.has_report(number, seq)):
+            return
+        seen.add(seq)
+        self._record(
+            TrialReported(
+                time=self.backend.now(), number=number, step=step, metrics=metrics, seq=seq
             )
+        )
 
     def _on_finished(self, msg: Finished) -> None:
         now, number = self.backend.now(), msg.number
@@ -261,7 +322,7 @@ class Driver:
                 return
         for r in msg.reports:
             self._on_report(number, r["step"], r["metrics"], r["seq"])
-        event: Any
+        event: Event
         if msg.status == "ok":
             event = TrialCompleted(time=now, number=number, values=msg.values or {})
         elif msg.status == "pruned":
@@ -272,30 +333,33 @@ class Driver:
                 time=now, number=number, reason=msg.error or msg.status, failure=kind.value
             )
         else:  # lost: the backend gave up on this submission
-            attempts = self.study._state.trial(number).attempts
-            if attempts < self.config.max_retries + 1:
+            self._flush()
+            losses = self._losses(number)
+            if losses < self.config.max_retries:
                 self._record(
                     TrialRetried(
                         time=now,
                         number=number,
-                        attempt=attempts + 1,
+                        attempt=self._attempts[number] + 1,
                         reason=f"worker lost: {msg.error}",
+                        run=self.run_id,
+                        cause="worker_lost",
                     )
                 )
+                self._flush()
                 self._submit(number, msg.attempt + 1)
                 return
             event = TrialFailed(
                 time=now,
                 number=number,
                 failure=Failure.WORKER_LOST.value,
-                reason=f"its worker was lost on all {attempts} attempts: {msg.error}",
+                reason=f"its worker was lost on all {losses + 1} attempts: {msg.error}",
             )
         self._finish(number, event)
 
-    def _finish(self, number: int, event: Any) -> None:
+    def _finish(self, number: int, event: Event) -> None:
         self._running.pop(number, None)
         self._started.pop(number, None)
+        self._seqs.pop(number, None)
         self._record(event)
-        trial = self.study._state.trial(number)
-        for callback in self.config.callbacks:
-            callback(self.study, trial)
+        self._done.append(number)

@@ -39,6 +39,8 @@ class SimulatedBackend(Backend):
         20
     """
 
+    virtual = True
+
     def __init__(self, n_workers: int = 1, duration: Duration = None, seed: int | None = None):
         self.n_workers = positive_int("n_workers", n_workers)
         if (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asynchpo.events import (
+    Event,
     TrialAsked,
     TrialCompleted,
     TrialFailed,
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 
 FORMAT = 1  # bumped when the layout changes
 _TRIAL_VARS = ("state", "failure", "error_message", "worker", "attempts", "asked", "start", "end")
+
+
+#: The most attempts one trial may have in an imported Dataset.
+MAX_ATTEMPTS = 10_000
 
 
 def _xarray() -> Any:
@@ -252,13 +257,18 @@ def from_xarray(
         roles.setdefault(str(ds[var].attrs.get("role")), []).append(str(var))
     steps = [int(s) for s in ds["step"].values] if "step" in ds.coords else []
     has_time = "curve_time" in ds
+    if study.trials:
+        raise ValueError(f"name: the study {study.name!r} has trials already")
+    events: list[Event] = []
     for i, number in enumerate(int(n) for n in ds["trial"].values):
-        _replay_trial(study, ds, i, number, space, roles, steps, has_time)
+        if number != i:
+            raise ValueError(f"ds: trial numbers must run 0, 1, 2, ...; got {number} at row {i}")
+        events += _replay_trial(ds, i, number, space, roles, steps, has_time)
+    study.journal.record(*events)  # one transaction: all of it, or nothing
     return study
 
 
 def _replay_trial(
-    study: Study,
     ds: xr.Dataset,
     i: int,
     number: int,
@@ -266,22 +276,23 @@ def _replay_trial(
     roles: dict[str, list[str]],
     steps: list[int],
     has_time: bool,
-) -> None:
+) -> list[Event]:
     def when(var: str, default: float) -> float:
         v = float(ds[var].values[i])
         return default if math.isnan(v) else v
 
-    if number != study._state.n_trials:
-        raise ValueError(f"ds: trial numbers must run 0, 1, 2, ...; got {number} at row {i}")
+    out: list[Event] = []
     params = {p: param_value(ds[p], ds[p].values[i]) for p in space.names}
     asked = when("asked", 0.0)
-    study._record(TrialAsked(time=asked, number=number, params=params, run=None))
+    out.append(TrialAsked(time=asked, number=number, params=params, run=None))
     worker = str(ds["worker"].values[i]) or None
     start = float(ds["start"].values[i])
     attempts = int(ds["attempts"].values[i])
+    if not 0 <= attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"ds: attempts of trial {number} is {attempts}, not in 0..{MAX_ATTEMPTS}")
     for attempt in range(1, attempts + 1):
         at = asked if math.isnan(start) or attempt < attempts else start
-        study._record(TrialStarted(time=at, number=number, attempt=attempt, worker=worker))
+        out.append(TrialStarted(time=at, number=number, attempt=attempt, worker=worker))
     last_step = None
     for j, step in enumerate(steps):
         metrics = {
@@ -292,7 +303,7 @@ def _replay_trial(
         if metrics:
             last_step = step
             t = float(ds["curve_time"].values[i, j]) if has_time else asked
-            study._record(TrialReported(time=t, number=number, step=step, metrics=metrics, seq=j))
+            out.append(TrialReported(time=t, number=number, step=step, metrics=metrics, seq=j))
     state = TrialState(str(ds["state"].values[i]))
     end = when("end", asked)
     if state is TrialState.COMPLETE:
@@ -305,13 +316,14 @@ def _replay_trial(
                     values[metric] = json.loads(str(raw))
             elif not math.isnan(float(raw)):
                 values[metric] = float(raw)
-        study._record(TrialCompleted(time=end, number=number, values=values))
+        out.append(TrialCompleted(time=end, number=number, values=values))
     elif state is TrialState.FAILED:
         failure = str(ds["failure"].values[i]) or "error"
         reason = str(ds["error_message"].values[i])
-        study._record(TrialFailed(time=end, number=number, reason=reason, failure=failure))
+        out.append(TrialFailed(time=end, number=number, reason=reason, failure=failure))
     elif state is TrialState.PRUNED:
-        study._record(TrialPruned(time=end, number=number, step=last_step))
+        out.append(TrialPruned(time=end, number=number, step=last_step))
     else:  # running or interrupted when saved
         reason = "it had not finished when the results were saved"
-        study._record(TrialInterrupted(time=end, number=number, reason=reason))
+        out.append(TrialInterrupted(time=end, number=number, reason=reason))
+    return out

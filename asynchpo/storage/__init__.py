@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from asynchpo.storage._base import BaseStorage, CorruptRecordWarning
+from asynchpo.storage._base import (
+    BaseStorage,
+    CorruptRecordWarning,
+    JournalConflictError,
+    Lease,
+    Records,
+)
 from asynchpo.storage._memory import InMemoryStorage
-from asynchpo.storage._sqlite import JournalConflictError, SQLiteStorage
+from asynchpo.storage._sqlite import SQLiteStorage
 
 __all__ = [
     "BaseStorage",
     "CorruptRecordWarning",
     "InMemoryStorage",
     "JournalConflictError",
+    "Lease",
+    "Records",
     "SQLiteStorage",
     "get_storage",
 ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from asynchpo.storage._base import BaseStorage
+from asynchpo.storage._base import BaseStorage, JournalConflictError, Records
 
 if TYPE_CHECKING:
     from asynchpo.events import Event
@@ -22,16 +23,31 @@ class InMemoryStorage(BaseStorage):
 
     def __init__(self) -> None:
         self._events: dict[str, list[Event]] = {}
+        self._lock = threading.Lock()
 
-    def append(self, study: str, event: Event) -> None:
-        json.dumps(event.to_dict(), allow_nan=False)  # the same values as a file would take
-        self._events.setdefault(study, []).append(event)
+    def __repr__(self) -> str:
+        return "InMemoryStorage()"
 
-    def read(self, study: str) -> list[Event]:
-        return list(self._events.get(study, ()))
+    def append(self, study: str, events: Sequence[Event], at: int) -> None:
+        for event in events:
+            event.to_json()  # the same values as a file would take
+        with self._lock:
+            journal = self._events.setdefault(study, [])
+            if at != len(journal):
+                raise JournalConflictError(
+                    f"study {study!r} has {len(journal)} records, not {at}: another writer "
+                    "appended first"
+                )
+            journal.extend(events)
+
+    def records(self, study: str, start: int = 0) -> Records:
+        with self._lock:
+            journal = self._events.get(study, [])
+            return Records(list(journal[start:]), len(journal))
 
     def studies(self) -> list[str]:
-        return list(self._events)
+        with self._lock:
+            return [name for name, journal in self._events.items() if journal]
 
     def exists(self, study: str) -> bool:
-        return study in self._events
+        return bool(self._events.get(study))

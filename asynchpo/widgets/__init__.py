@@ -1,7 +1,7 @@
-"""The live view of a study: a pure fold of its events, and an ipywidgets view that draws it."""
+"""The live view of a study: ipywidgets that draw the summary its journal keeps."""
 
 from __future__ import annotations
 
-from asynchpo.widgets._state import FinishedTrial, RunningTrial, ViewState, fold, reduce
+from asynchpo._summary import FinishedTrial, RunningTrial, Summary
 
-__all__ = ["FinishedTrial", "RunningTrial", "ViewState", "fold", "reduce"]
+__all__ = ["FinishedTrial", "RunningTrial", "Summary"]

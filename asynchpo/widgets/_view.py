@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import html
 import threading
 import time
@@ -10,8 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from asynchpo._checks import positive_float
-from asynchpo.events import Event
-from asynchpo.widgets._state import ViewState, fold
+from asynchpo._summary import Summary
 
 if TYPE_CHECKING:
     from asynchpo.study import Study
@@ -98,10 +96,10 @@ class StudyWidget:
     """A study's live view: progress, timing, the best trial, convergence, the running and
     the recently finished trials, and buttons to stop the run or one trial.
 
-    It folds the study's events as they come (appending them is all a listener does) and
-    redraws from a thread of its own at most ``max_rate`` times a second, plus once a
-    second for the clock while a run goes on, so a fast study cannot flood the browser.
-    Use ``study.widget()``, which returns the one view of a study.
+    It draws the summary the study's journal keeps (a listener of the journal only notes
+    that something changed) from a thread of its own, at most ``max_rate`` times a second,
+    plus once a second for the clock while a run goes on, so a fast study cannot flood the
+    browser. Use ``study.widget()``, which returns the one view of a study.
 
     Args:
         study: The study to show.
@@ -113,11 +111,9 @@ class StudyWidget:
         self.study, self.interval = study, 1.0 / positive_float("max_rate", max_rate)
         self.draws = 0  # how many times it redrew (for tests and measurements)
         self.busy = 0.0  # seconds spent folding and drawing
-        self._queue: collections.deque[Event] = collections.deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self.state = ViewState()
-        self.error: str | None = None
+        self.state = Summary()
 
         def html_box(cls: str) -> Any:
             w = W.HTML()
@@ -168,9 +164,7 @@ class StudyWidget:
             self.trial_choice,
             self.stop_trial_button,
         ]
-        with study._lock:  # no event slips between the journal read and the subscription
-            self.state = fold(study.storage.read(study.name))
-            study._listeners.append(self._on_event)
+        self.state = study.journal.subscribe(self._on_event)
         self.draw()
         threading.Thread(target=self._loop, name="asynchpo-widget", daemon=True).start()
 
@@ -180,19 +174,13 @@ class StudyWidget:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.box._repr_mimebundle_(**kwargs)
 
-    def _on_event(self, event: Event) -> None:
-        self._queue.append(event)  # deque.append is atomic: no lock on the driver's path
-        self._wake.set()
+    def _on_event(self, event: object) -> None:
+        self._wake.set()  # all a listener does on the driver's path
 
     def _stop_trial(self) -> None:
-        number, driver = self.trial_choice.value, self.study._driver
-        if number is not None and driver is not None:
-            driver.request_cancel(int(number))
-
-    def show_error(self, error: BaseException) -> None:
-        """Show that the run stopped on an error (the run handle raises it)."""
-        self.error = f"{type(error).__name__}: {error}"
-        self._wake.set()
+        number = self.trial_choice.value
+        if number is not None:
+            self.study.stop_trial(int(number))
 
     def _loop(self) -> None:
         while True:
@@ -206,12 +194,10 @@ class StudyWidget:
     _last = 0.0
 
     def draw(self) -> None:
-        """Fold the events that came since the last draw, then draw the state."""
+        """Draw the study as its journal summarizes it now."""
         t0 = time.perf_counter()
         with self._lock:
-            events = [self._queue.popleft() for _ in range(len(self._queue))]
-            if events:
-                self.state = fold(events, self.state)
+            self.state = self.study.journal.summary()
             self._render(self.state, time.time())
             self._last = time.monotonic()
             self.draws += 1
@@ -225,16 +211,15 @@ class StudyWidget:
         for part in self._parts:
             part.send_state()
 
-    def _render(self, s: ViewState, now: float) -> None:
-        study = self.study
+    def _render(self, s: Summary, now: float) -> None:
         self.title.value = (
-            f"<b>{html.escape(study.name)}</b>: {s.direction} "
+            f"<b>{html.escape(s.name)}</b>: {html.escape(s.direction)} "
             f"<code>{html.escape(s.objective)}</code>"
         )
         total = s.total if s.total is not None else max(s.done + len(s.running), 1)
         self.progress.max = max(total, 1)
         self.progress.value = min(s.done, self.progress.max)
-        if self.error is not None:
+        if s.error is not None and not s.active:
             self.progress.bar_style = "danger"
         elif not s.active and s.reason in ("complete", "exhausted"):
             self.progress.bar_style = "success"
@@ -262,9 +247,7 @@ class StudyWidget:
                 f"best <code>{html.escape(s.objective)}</code> = <b>{s.best_value:.6g}</b> "
                 f"(trial {s.best_number}): {html.escape(_params(s.best_params))}"
             )
-        time_end = 0.0
-        if s.first_started is not None and s.last_time is not None:
-            time_end = (now if s.active else s.last_time) - s.first_started
+        time_end = s.running_time(now)
         self.plot.value = (
             '<div style="display:flex;gap:12px">'
             + step_svg(s.best_by_trial, s.done, "trials", f"best {s.objective}")
@@ -278,14 +261,15 @@ class StudyWidget:
             self.trial_choice.options = numbers
         self.stop_button.disabled = not s.active
         self.stop_trial_button.disabled = not (s.active and numbers)
-        error = "" if self.error is None else html.escape(self.error)
+        error = "" if s.error is None or s.active else html.escape("run stopped: " + s.error)
         self.message.value = f'<span style="color:#c00">{error}</span>' if error else ""
 
     @staticmethod
-    def _running_table(s: ViewState, now: float) -> str:
+    def _running_table(s: Summary, now: float) -> str:
         rows = []
+        end = now if s.clock == "wall" and s.active else s.last_time
         for t in sorted(s.running.values(), key=lambda r: r.number)[:SHOWN]:
-            elapsed = None if t.started is None else now - t.started
+            elapsed = None if t.started is None or end is None else max(0.0, end - t.started)
             rows.append(
                 f"<tr><td>{t.number}</td><td>{html.escape(t.worker or '-')}</td>"
                 f"<td>{clock(elapsed) if t.started is not None else 'queued'}</td>"
@@ -300,12 +284,12 @@ class StudyWidget:
         )
 
     @staticmethod
-    def _recent_table(s: ViewState) -> str:
+    def _recent_table(s: Summary) -> str:
         rows = []
         for t in s.recent:
             value = "" if t.value is None else f"{t.value:.6g}"
             rows.append(
-                f"<tr><td>{t.number}</td><td>{t.state}</td><td>{value}</td>"
+                f"<tr><td>{t.number}</td><td>{html.escape(t.state)}</td><td>{value}</td>"
                 f"<td>{_took(t.duration)}</td><td>{html.escape(t.detail[:80])}</td></tr>"
             )
         return (

@@ -83,7 +83,7 @@ def test_the_buttons_stop_a_trial_and_the_run():
     victim = w.trial_choice.options[1]
     w.trial_choice.value = victim
     w.stop_trial_button.click()
-    _until(lambda: study._state.trial(victim).failure == ah.Failure.CANCELLED)
+    _until(lambda: study.trials[victim].failure == ah.Failure.CANCELLED)
     w.stop_button.click()
     gate.set()
     assert run.wait(30) == "stopped"

@@ -1,0 +1,472 @@
+"""The one owner of a study's state: its storage, the fold of its events, the lock, trial
+numbers, the clock of each run, the subscribers, and the leases that tell a live run from a
+dead one.
+
+Every write goes through :meth:`Journal.write`: the events are computed from the state as
+this journal knows it, appended at the position it believes is the end, and, if another
+writer (another process on the same file) got there first, computed again after reading
+what it wrote. Trial numbers are therefore never given twice, whoever writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from asynchpo._summary import Summary
+from asynchpo.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StudyCreated,
+    StudyState,
+    TrialAsked,
+    TrialCompleted,
+    TrialInterrupted,
+)
+from asynchpo.samplers._base import History
+from asynchpo.storage import BaseStorage, JournalConflictError, Lease
+from asynchpo.trial import TrialState
+
+__all__ = ["LEASE_SECONDS", "Journal", "StudyInUseError"]
+
+logger = logging.getLogger("asynchpo")
+T = TypeVar("T")
+
+#: A run's lease lasts this long unless renewed; a heartbeat renews it four times as often.
+LEASE_SECONDS = 30.0
+_MAX_RETRIES = 1000  # appends lost to other writers in a row before giving up
+
+
+class StudyInUseError(RuntimeError):
+    """The study has a live run elsewhere (or this study object is read-only)."""
+
+
+# -- leases held by this process, and the heartbeat that renews them --------------------------
+
+_held: dict[str, tuple[BaseStorage, str]] = {}  # holder -> (storage, study)
+_held_lock = threading.Lock()
+_beat: threading.Thread | None = None
+
+
+def _heartbeat() -> None:
+    while True:
+        time.sleep(LEASE_SECONDS / 4)
+        with _held_lock:
+            held = list(_held.items())
+        for holder, (storage, study) in held:
+            try:
+                if not storage.renew(study, holder, time.time() + LEASE_SECONDS):
+                    logger.warning("asynchpo: study %r: the lease of a live run was lost", study)
+            except Exception as error:  # a closed or unreachable file: the run will see it
+                logger.warning("asynchpo: study %r: renewing a lease failed: %r", study, error)
+
+
+def _hold(holder: str, storage: BaseStorage, study: str) -> None:
+    global _beat
+    with _held_lock:
+        _held[holder] = (storage, study)
+        if _beat is None or not _beat.is_alive():
+            _beat = threading.Thread(target=_heartbeat, name="asynchpo-lease", daemon=True)
+            _beat.start()
+
+
+def _drop(holder: str) -> None:
+    with _held_lock:
+        _held.pop(holder, None)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lease_alive(lease: Lease, now: float | None = None) -> bool:
+    """Whether the run holding ``lease`` is alive: its lease is renewed in time, and, on
+    this machine, its process runs (in this process: it is still held)."""
+    if lease.host == socket.gethostname():
+        if lease.pid == os.getpid():
+            with _held_lock:
+                return lease.holder in _held
+        if not _pid_alive(lease.pid):
+            return False
+    return lease.expires > (time.time() if now is None else now)
+
+
+class Journal:
+    """A study's journal: the only writer of its events and the keeper of their fold.
+
+    Open one with :meth:`open`. Reads (:meth:`query`, :meth:`snapshot`, :meth:`summary`)
+    and writes (:meth:`write` and the helpers built on it) are safe from any thread.
+
+    Args:
+        storage: Where the events live.
+        name: The study's name there.
+        read_only: Refuse every write (a study with a live run elsewhere, opened to look).
+    """
+
+    def __init__(self, storage: BaseStorage, name: str, *, read_only: bool = False):
+        self.storage, self.name, self.read_only = storage, name, read_only
+        self._state = StudyState()
+        self._end = 0  # where the next record goes
+        self._lock = threading.RLock()
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._clock: Callable[[], float] = time.time
+        self._run: tuple[int, str] | None = None  # (run, lease holder) while a run goes on
+        self.skipped: list[str] = []  # records that could not be read back
+
+    def __repr__(self) -> str:
+        mode = ", read-only" if self.read_only else ""
+        return f"<Journal of study {self.name!r} in {self.storage!r}{mode}>"
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        storage: BaseStorage,
+        name: str,
+        *,
+        create: StudyCreated | None = None,
+        exist_ok: bool = False,
+        read_only: bool = False,
+    ) -> Journal:
+        """Open study ``name``: the one path for new, reopened and recovered studies.
+
+        With ``create``, a study that does not exist yet is created with that definition;
+        one that exists is reopened only with ``exist_ok`` and the same definition. Unless
+        ``read_only``, the runs whose driver died (their lease expired) are recovered: their
+        running trials are marked interrupted, to be run again.
+
+        Raises:
+            ValueError: No such study (without ``create``), or it exists and ``exist_ok`` is
+                False, or its definition differs from ``create``'s (naming what differs).
+            StudyInUseError: A live run elsewhere holds the study (open it ``read_only``).
+        """
+        journal = cls(storage, name, read_only=read_only)
+        journal._catch_up()
+        if journal._state.n_events == 0 and journal._end == 0:
+            if create is None:
+                raise ValueError(
+                    f"name: no study {name!r} in {storage!r}; it has {storage.studies()}"
+                )
+            if read_only:
+                raise ValueError(f"read_only: there is no study {name!r} to look at")
+            try:
+                journal._append([create])
+                return journal
+            except JournalConflictError:  # created elsewhere at the same moment
+                journal._catch_up()
+        elif create is not None and not exist_ok:
+            raise ValueError(
+                f"name: a study {name!r} already exists in {storage!r}; "
+                f"use Study.load({name!r}, storage) or load_if_exists=True"
+            )
+        state = journal._state
+        if state.space is None:
+            raise ValueError(f"study {name!r} has no study_created event in its journal")
+        if create is not None:
+            for attr, want in (
+                ("space", create.space),
+                ("objective", create.objective),
+                ("direction", create.direction),
+            ):
+                have = state.space.to_spec() if attr == "space" else getattr(state, attr)
+                if have != want:
+                    shown = state.space if attr == "space" else have
+                    raise ValueError(
+                        f"{attr}: the stored study {name!r} has {shown!r}, not {want!r}"
+                    )
+        if not read_only:
+            journal._recover()
+        return journal
+
+    def _in_use(self, lease: Lease) -> StudyInUseError:
+        with self._lock:
+            runs = [r.run for r in self._state.runs.values() if r.holder == lease.holder]
+        run = f"run {runs[0]} " if runs else "a run "
+        if lease.pid == os.getpid() and lease.host == socket.gethostname():
+            where = "in this process, by another Study object of it"
+        else:
+            where = f"by process {lease.pid} on {lease.host!r}"
+        return StudyInUseError(
+            f"study {self.name!r} in {self.storage!r} is being run ({run}{where}); "
+            f"to look at it meanwhile, open it with Study.load({self.name!r}, storage, "
+            "read_only=True); to go on with it, stop that run first"
+        )
+
+    def _recover(self) -> None:
+        """Mark what dead runs left running as interrupted, holding a lease while at it."""
+        holder = "recovery-" + uuid.uuid4().hex
+        lease = Lease(holder, os.getpid(), socket.gethostname(), time.time() + LEASE_SECONDS)
+        _hold(holder, self.storage, self.name)
+        try:
+            other = self.storage.claim(self.name, lease, lease_alive)
+            if other is not None:
+                raise self._in_use(other)
+            now = time.time()
+
+            def interrupt(s: StudyState) -> list[Event]:
+                events: list[Event] = [
+                    RunFinished(time=now, run=r.run, reason="interrupted")
+                    for r in s.unfinished_runs()
+                ]
+                reason = "its driver stopped while it ran"
+                events += [
+                    TrialInterrupted(time=now, number=n, reason=reason)
+                    for n in s.numbers(TrialState.RUNNING)
+                ]
+                return events
+
+            self.write(interrupt)
+            for dead in self.storage.leases(self.name):
+                if dead.holder != holder and not lease_alive(dead):
+                    self.storage.release(self.name, dead.holder)
+        finally:
+            _drop(holder)
+            self.storage.release(self.name, holder)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def query(self, read: Callable[[StudyState], T]) -> T:
+        """``read(state)`` under the lock: no event is folded in while it runs. Copy what
+        is kept (trials are frozen snapshots already)."""
+        with self._lock:
+            return read(self._state)
+
+    @property
+    def space(self) -> Any:
+        """The study's space (fixed once the study exists)."""
+        return self._state.space
+
+    def refresh(self) -> None:
+        """Fold in what other writers appended since (for a study that is looked at while
+        another process runs it)."""
+        with self._lock:
+            self._catch_up()
+
+    def snapshot(self) -> tuple[History, np.ndarray]:
+        """The sampler's input, copied under the lock: the history, and the running trials'
+        points (`p x d`). Later events never change them."""
+        with self._lock:
+            s = self._state
+            assert s.space is not None
+            X, y, X_failed, pending = s.observations()
+            history = History(s.space, X.copy(), y.copy(), X_failed.copy(), s.n_trials)
+            return history, pending.copy()
+
+    def summary(self) -> Summary:
+        """What the views draw, now."""
+        with self._lock:
+            return self._state.summary(self.name)
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Summary:
+        """Call ``listener(event)`` after each event is folded in (under the lock: it must
+        be quick, e.g. queue it); returns the summary up to now, so that a view that comes
+        late starts from a consistent state and misses nothing."""
+        with self._lock:
+            self._subscribers.append(listener)
+            return self._state.summary(self.name)
+
+    def unsubscribe(self, listener: Callable[[Event], None]) -> None:
+        """Stop calling ``listener``."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._subscribers.remove(listener)
+
+    def now(self) -> float:
+        """The clock: the current run's (real or virtual) while one goes on, else real."""
+        return self._clock()
+
+    @property
+    def run(self) -> int | None:
+        """The run this journal is driving now, if any."""
+        return None if self._run is None else self._run[0]
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        records = self.storage.records(self.name, self._end)
+        self.skipped.extend(records.skipped)
+        self._end = max(self._end, records.end)
+        for event in records.events:
+            self._fold(event)
+
+    def _fold(self, event: Event) -> None:
+        self._state.apply(event)
+        for listener in list(self._subscribers):
+            try:
+                listener(event)
+            except Exception as error:  # a view's fault never stops the study
+                logger.warning("asynchpo: a listener of study %r failed: %r", self.name, error)
+
+    def _append(self, events: Sequence[Event]) -> None:
+        self.storage.append(self.name, events, self._end)
+        self._end += len(events)
+        for event in events:
+            self._fold(event)
+
+    def write(self, make: Callable[[StudyState], Sequence[Event]]) -> list[Event]:
+        """Append the events ``make(state)`` gives, in one transaction, and fold them in.
+
+        ``make`` sees the state with every event recorded so far, from every writer; if
+        another writer appends first, it is called again on the newer state, so what it
+        computes from the state (trial numbers, which trials are running) stays true.
+
+        Raises:
+            StudyInUseError: This journal is read-only.
+        """
+        if self.read_only:
+            raise StudyInUseError(
+                f"study {self.name!r} was opened read-only (to look at it while another "
+                "run holds it); open it again without read_only=True once that run ended"
+            )
+        with self._lock:
+            for _ in range(_MAX_RETRIES):
+                events = list(make(self._state))
+                if not events:
+                    return []
+                try:
+                    self._append(events)
+                    return events
+                except JournalConflictError:
+                    self._catch_up()
+            raise JournalConflictError(
+                f"study {self.name!r}: {_MAX_RETRIES} appends in a row lost to other writers"
+            )
+
+    def record(self, *events: Event) -> None:
+        """Append ``events`` as they are (one transaction)."""
+        self.write(lambda _: events)
+
+    def ask(self, params: Sequence[Mapping[str, Any]], run: int | None) -> list[int]:
+        """New trials with these parameters, numbered and recorded atomically."""
+
+        def asked(s: StudyState) -> list[Event]:
+            t, n0 = self.now(), s.n_trials
+            return [
+                TrialAsked(time=t, number=n0 + i, params=dict(p), run=run)
+                for i, p in enumerate(params)
+            ]
+
+        return [e.number for e in self.write(asked) if isinstance(e, TrialAsked)]
+
+    def add(self, params: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """A finished trial known from elsewhere, numbered and recorded atomically."""
+
+        def added(s: StudyState) -> list[Event]:
+            t, n = self.now(), s.n_trials
+            return [
+                TrialAsked(time=t, number=n, params=dict(params), run=None),
+                TrialCompleted(time=t, number=n, values=dict(values)),
+            ]
+
+        (asked, _) = self.write(added)
+        assert isinstance(asked, TrialAsked)
+        return asked.number
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        *,
+        n_trials: int | None,
+        max_concurrent: int,
+        clock: Callable[[], float],
+        virtual: bool,
+    ) -> int:
+        """Start a run: take the study's lease (renewed by a heartbeat until
+        :meth:`end_run`), and record the run with the clock its events carry.
+
+        Raises:
+            StudyInUseError: Another live run holds the study.
+            RuntimeError: This journal drives a run already.
+        """
+        if self.read_only:
+            self.write(lambda _: [])  # raises the read-only error
+        holder = uuid.uuid4().hex
+        lease = Lease(holder, os.getpid(), socket.gethostname(), time.time() + LEASE_SECONDS)
+        with self._lock:
+            if self._run is not None:
+                raise RuntimeError(f"study {self.name!r} is already running an optimize call")
+            _hold(holder, self.storage, self.name)
+            other = self.storage.claim(self.name, lease, lease_alive)
+            if other is not None:
+                _drop(holder)
+                raise self._in_use(other)
+            try:
+                # runs whose driver died since this journal was opened
+                now = time.time()
+                self.write(
+                    lambda s: (
+                        [
+                            RunFinished(time=now, run=r.run, reason="interrupted")
+                            for r in s.unfinished_runs()
+                        ]
+                        + [
+                            TrialInterrupted(
+                                time=now, number=n, reason="its driver stopped while it ran"
+                            )
+                            for r in s.unfinished_runs()
+                            for n in s.owned(r.run)
+                        ]
+                    )
+                )
+                (started,) = self.write(
+                    lambda s: [
+                        RunStarted(
+                            time=clock(),
+                            run=max(s.runs, default=-1) + 1,
+                            n_trials=n_trials,
+                            max_concurrent=max_concurrent,
+                            pid=os.getpid(),
+                            host=socket.gethostname(),
+                            holder=holder,
+                            clock="virtual" if virtual else "wall",
+                        )
+                    ]
+                )
+            except BaseException:
+                _drop(holder)
+                self.storage.release(self.name, holder)
+                raise
+            assert isinstance(started, RunStarted)
+            self._run, self._clock = (started.run, holder), clock
+            return started.run
+
+    def end_run(self, reason: str, *, error: str | None = None, interrupted: str = "") -> None:
+        """End the current run: its trials still running are interrupted (``interrupted``
+        says why), the end is recorded, the lease given back, and the file made whole."""
+        with self._lock:
+            assert self._run is not None, "no run to end"
+            run, holder = self._run
+            why = interrupted or "the run ended while it ran"
+            try:
+                self.write(
+                    lambda s: [
+                        *(
+                            TrialInterrupted(time=self.now(), number=n, reason=why)
+                            for n in s.owned(run)
+                        ),
+                        RunFinished(time=self.now(), run=run, reason=reason, error=error),
+                    ]
+                )
+            finally:
+                self._run, self._clock = None, time.time
+                _drop(holder)
+                with contextlib.suppress(Exception):  # a closed file keeps what it has
+                    self.storage.release(self.name, holder)
+                    self.storage.checkpoint()
