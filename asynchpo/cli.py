@@ -217,10 +217,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asynchpo`` command."""
+    from asynchpo.journal import StudyInUseError
+
     args = parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        result: int = args.func(args)
+        try:
+            result: int = args.func(args)
+        except StudyInUseError as error:
+            print(f"asynchpo: {_printable(str(error))}", file=sys.stderr)
+            return 1
     return result
 
 

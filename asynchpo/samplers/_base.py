@@ -34,9 +34,12 @@ class BaseSampler(ABC):
     """Decides where to evaluate next.
 
     ``suggest`` is given the history and the trials still running (``pending``); a sampler
-    must take the pending points into account, or parallel workers will duplicate work.
-    ``observe`` is a hook called once per finished trial, for samplers that update a model
-    incrementally; it does nothing by default.
+    must take the pending points into account, or parallel workers will duplicate work: while
+    the space has points left, no suggestion may repeat a complete, failed or running point,
+    or another of the same call (equal within 1e-9 once decoded and encoded back).
+    ``suggest`` gets a copy of the history taken under the journal's lock, so a sampler
+    that updates a model incrementally compares it with what it saw last (as
+    :class:`~asynchpo.GPSampler` does); there is no separate hook per finished trial.
 
     Example:
         >>> import numpy as np
@@ -61,6 +64,3 @@ class BaseSampler(ABC):
             The points. Fewer than ``n`` rows (even none) means the sampler has no more
             points to give, as a grid does once it is exhausted.
         """
-
-    def observe(self, x: np.ndarray, y: float | None) -> None:  # noqa: B027 - optional hook
-        """A trial at point ``x`` (shape `d`) finished with minimized value ``y`` (None: failed)."""

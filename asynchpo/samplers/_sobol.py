@@ -8,6 +8,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from asynchpo.samplers._base import BaseSampler, History
+from asynchpo.samplers._random import Fresh, taken_points
 
 
 class SobolSampler(BaseSampler):
@@ -15,6 +16,8 @@ class SobolSampler(BaseSampler):
 
     The sequence position is the number of trials asked so far, so a resumed study continues
     the same sequence rather than starting it again. Its balance is best at powers of two.
+    A point that repeats a complete, failed or running one (or another of its batch) is
+    replaced by a uniform draw that does not (seeded by the seed and its position).
 
     Args:
         seed: Seed of the scrambling; None draws fresh entropy.
@@ -30,6 +33,7 @@ class SobolSampler(BaseSampler):
         self.seed = seed
         self._engine: qmc.Sobol | None = None
         self._drawn = 0
+        self._fresh: Fresh | None = None
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         d = history.space.dim
@@ -43,4 +47,14 @@ class SobolSampler(BaseSampler):
             warnings.filterwarnings("ignore", message=".*balance properties.*")
             points = self._engine.random(n)
         self._drawn += n
-        return np.asarray(points)
+        if self._fresh is None or self._fresh.space is not history.space:
+            self._fresh = Fresh(history.space)
+        k, seed = history.n_asked, self.seed
+        rngs: dict[int, np.random.Generator] = {}
+
+        def draw(i: int, m: int) -> np.ndarray:
+            if i not in rngs:  # one stream per trial number, as RandomSampler's
+                rngs[i] = np.random.default_rng(None if seed is None else [seed, k + i])
+            return rngs[i].random((m, d))
+
+        return self._fresh(np.asarray(points), taken_points(history, pending), draw)

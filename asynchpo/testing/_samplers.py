@@ -11,6 +11,8 @@ Example (in a test module)::
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -30,10 +32,35 @@ MIXED = Space(
 )
 
 
+#: Where two suggestions coincide with probability zero, unless a sampler makes them.
+CONTINUOUS = Space(a=Float(0.0, 1.0), b=Float(-2.0, 3.0), lr=Float(1e-4, 1.0, log=True))
+#: Twelve points in all: few enough to run out of.
+DISCRETE = Space(k=Int(0, 3), c=Categorical(["a", "b", "c"]))
+
+_TOL = 1e-9  # two points are the same if they agree this closely in every coordinate
+
+
 def _history(space: Space, n: int, seed: int = 0) -> History:
     rng = np.random.default_rng(seed)
     X = np.array([space.encode(p) for p in space.sample(rng, n)]).reshape(n, space.dim)
     return History(space, X, rng.normal(size=n), np.empty((0, space.dim)), n)
+
+
+def _recorded(space: Space, U: np.ndarray) -> np.ndarray:
+    """Points as a study records them: decoded to parameters, and encoded back."""
+    rows = [space.encode(p) for p in space.decode_many(np.asarray(U))]
+    return np.array(rows).reshape(len(rows), space.dim)
+
+
+def _repeats(space: Space, U: np.ndarray, taken: np.ndarray) -> list[dict[str, object]]:
+    """The rows of ``U`` (as parameters) that repeat a ``taken`` point or an earlier row."""
+    seen = _recorded(space, taken)
+    out = []
+    for u in _recorded(space, U):
+        if len(seen) and (np.abs(seen - u).max(axis=1) <= _TOL).any():
+            out.append(space.decode(u))
+        seen = np.vstack([seen, u])
+    return out
 
 
 class SamplerContract:
@@ -64,6 +91,54 @@ class SamplerContract:
         pending = np.asarray(self.make(1).suggest(hist, np.empty((0, MIXED.dim)), 4))
         U = np.asarray(self.make(1).suggest(hist, pending, 4))
         assert U.shape[1] == MIXED.dim and len(U) >= 1
+
+    def test_no_suggestion_repeats_a_complete_failed_or_running_point(self) -> None:
+        # the points a twin of the sampler (same seed) would suggest next: two complete,
+        # one failed, the rest running, among others; in a continuous space, only a
+        # sampler that hands them out again repeats one
+        space, d = CONTINUOUS, CONTINUOUS.dim
+        rng = np.random.default_rng(5)
+        base = _history(space, 12)
+        twin = _recorded(space, np.asarray(self.make(1).suggest(base, np.empty((0, d)), 6)))
+        assert len(twin) >= 4, "the twin gave too few points to test with"
+        failed = np.vstack([_recorded(space, rng.random((2, d))), twin[2:3]])
+        pending = np.vstack([twin[3:], _recorded(space, rng.random((2, d)))])
+        X = np.vstack([base.X, twin[:2]])
+        y = np.concatenate([base.y, [base.y.min() - 1.0, base.y.max()]])
+        hist = History(space, X, y, failed, len(X) + len(failed) + len(pending))
+        U = np.asarray(self.make(1).suggest(hist, pending, 4))
+        assert U.ndim == 2 and U.shape[1] == d and 1 <= len(U) <= 4
+        again = _repeats(space, U, np.vstack([X, failed, pending]))
+        assert not again, f"suggested again (taken, or twice in one batch): {again}"
+
+    @pytest.mark.parametrize("one_at_a_time", [False, True])
+    def test_running_points_are_avoided_while_free_ones_remain(self, one_at_a_time: bool) -> None:
+        # 12 points: 5 complete, 1 failed, 2 running, 4 free
+        space, d = DISCRETE, DISCRETE.dim
+        every = np.array(
+            [space.encode({"k": k, "c": c}) for k, c in itertools.product(range(4), "abc")]
+        )
+        order = np.random.default_rng(0).permutation(len(every))
+        X, failed, pending = every[order[:5]], every[order[5:6]], every[order[6:8]]
+        hist = History(space, X, np.arange(5.0), failed, 8)
+        if not one_at_a_time:  # one batch for four free workers
+            U = np.asarray(self.make(0).suggest(hist, pending, 4))
+            assert U.ndim == 2 and U.shape[1] == d and 1 <= len(U) <= 4
+            again = _repeats(space, U, every[order[:8]])
+            assert not again, f"suggested again (taken, or twice in one batch): {again}"
+            return
+        sampler, running = self.make(0), pending
+        for step in range(4):  # each suggestion then runs, until none is free
+            hist = History(space, X, hist.y, failed, 8 + step)
+            U = np.asarray(sampler.suggest(hist, running, 1))
+            assert U.ndim == 2 and U.shape[1] == d and len(U) <= 1
+            if step == 0:
+                assert len(U) == 1
+            if not len(U):  # a sampler with fewer points (a grid) may run out first
+                break
+            again = _repeats(space, U, np.vstack([X, failed, running]))
+            assert not again, f"suggestion {step} was already taken: {again}"
+            running = np.vstack([running, _recorded(space, U)])
 
     def test_same_seed_same_points(self) -> None:
         if not self.deterministic:

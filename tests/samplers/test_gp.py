@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import concurrent.futures
+import subprocess
+import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -113,27 +113,6 @@ def test_it_optimizes_in_both_directions(direction):
     assert abs(study.best_params["x"] - 0.5) < 0.1 and abs(study.best_params["y"] + 1) < 0.1
 
 
-def test_beats_random_search_on_hartmann6_with_8_workers():
-    from benchmarks.functions import PROBLEMS
-
-    problem = PROBLEMS["hartmann6"]
-    found: dict[str, list[float]] = {"gp": [], "random": []}
-    for seed in range(3):  # the median of three: one run can be unlucky either way
-        for name, sampler in [
-            ("gp", GPSampler(seed=seed)),
-            ("random", ah.RandomSampler(seed=seed)),
-        ]:
-            study = ah.Study(problem.space(), sampler=sampler)
-            study.optimize(
-                problem.objective,
-                n_trials=60,
-                progress=False,
-                backend=ah.SimulatedBackend(n_workers=8, seed=seed),
-            )
-            found[name].append(study.best_value - problem.optimum)
-    assert np.median(found["gp"]) < 0.2 < np.median(found["random"])
-
-
 def test_seeded_runs_are_reproducible_refits_included():
     def run():
         study = ah.Study(SPACE3, sampler=GPSampler(seed=3))
@@ -148,25 +127,35 @@ def test_seeded_runs_are_reproducible_refits_included():
     assert run() == run()
 
 
-def test_suggest_never_waits_for_a_fit(monkeypatch):
-    pool = concurrent.futures.ThreadPoolExecutor(1)
+# a job for the fitting process that ends once a file exists (or after 120 s): while it
+# runs, a fit submitted after it cannot have started
+_WAIT_FOR_FILE = (
+    "import os, sys, time\n"
+    "for _ in range(2400):\n"
+    "    if os.path.exists(sys.argv[1]):\n"
+    "        break\n"
+    "    time.sleep(0.05)\n"
+)
 
-    def slow_submit(FX, y, start):
-        def job():
-            time.sleep(2.0)
-            return gp_module._fit(FX, y, start)
 
-        return pool.submit(job)
-
-    monkeypatch.setattr(gp_module, "_submit_fit", slow_submit)
-    sampler = GPSampler(seed=None, prefetch=False)
-    hist = _history(SPACE3, 30)
-    t0 = time.perf_counter()
-    for _ in range(3):  # the first fit is under way the whole time
-        sampler.suggest(hist, np.empty((0, 3)), 1)
-    assert time.perf_counter() - t0 < 1.0, "suggest waited for a fit"
-    assert sampler._job is not None and not sampler._job.done()
-    fitted = sampler._job.result()[1]
+def test_suggest_never_waits_for_a_fit_in_the_fitting_process(tmp_path):
+    release = tmp_path / "release"
+    fitter = gp_module.child()
+    blocker = fitter.submit(subprocess.call, [sys.executable, "-c", _WAIT_FOR_FILE, str(release)])
+    try:
+        sampler = GPSampler(seed=None, prefetch=False)
+        hist = _history(SPACE3, 30)
+        sampler.suggest(hist, np.empty((0, 3)), 1)  # launches a fit, queued behind the blocker
+        job = sampler._job
+        assert job is not None and job in fitter._futures.values(), "not in the fitting process"
+        for _ in range(2):
+            sampler.suggest(hist, np.empty((0, 3)), 1)
+        # every suggest returned while the fit could not even start: none waited for it
+        assert not blocker.done() and not job.done() and sampler._job is job
+    finally:
+        release.touch()
+    assert blocker.result(timeout=180) == 0
+    fitted = job.result(timeout=180)[1]
     sampler.suggest(hist, np.empty((0, 3)), 1)
     assert sampler._job is None and sampler._hyper is fitted  # swapped in once ready
 
@@ -218,19 +207,26 @@ def test_unseeded_requests_take_queued_points_without_waiting_for_the_next():
     sampler = GPSampler(seed=None)
     handed = sampler.suggest(hist, running, 1)
     queued = sampler._producer.queued()
-    release = threading.Event()
+    release, started, finished = threading.Event(), threading.Event(), threading.Event()
     real = sampler._compute
 
     def stalled(*args, **kwargs):
-        release.wait(10)
-        return real(*args, **kwargs)
+        started.set()
+        release.wait(60)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            finished.set()
 
     sampler._compute = stalled  # the next point computed takes as long as the test says
-    t0 = time.perf_counter()
-    got = sampler.suggest(hist, np.vstack([running, handed]), 1)
-    assert time.perf_counter() - t0 < 1.0, "waited for a point while one was queued"
-    np.testing.assert_array_equal(got, np.array(queued))
-    release.set()
+    try:
+        got = sampler.suggest(hist, np.vstack([running, handed]), 1)
+        # handed out while the point computed after it could not be done
+        assert not finished.is_set(), "waited for a point while one was queued"
+        np.testing.assert_array_equal(got, np.array(queued))
+        assert started.wait(60)  # and the next one is under way meanwhile
+    finally:
+        release.set()
     assert len(sampler._producer.queued()) == 1  # topped up in the background
 
 
