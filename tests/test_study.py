@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 
 import pytest
 
@@ -253,16 +252,18 @@ def test_timeout_and_trial_timeout_on_the_virtual_clock():
 def test_local_trial_timeout_gives_up_on_a_hung_trial():
     release = threading.Event()
 
+    hung_returned = []
+
     def objective(p):
         if p["k"] == 3:
             release.wait(30)
+            hung_returned.append(p)
         return quad(p)
 
     study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=1))
-    t0 = time.monotonic()
     study.optimize(objective, n_trials=12, max_concurrent=3, trial_timeout=0.5, progress=False)
+    assert not hung_returned  # the run ended without waiting for its hung trials
     release.set()
-    assert time.monotonic() - t0 < 10
     for t in study.trials:
         assert (t.failure is Failure.TIMEOUT) == (t.params["k"] == 3)
 

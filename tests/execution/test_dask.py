@@ -44,9 +44,7 @@ def sleepy(p):
 
 def test_trials_run_as_futures_with_readable_keys_on_every_worker(client):
     study = ah.Study(SPACE, objective="loss", name="mlp_search", sampler=ah.RandomSampler(seed=0))
-    t0 = time.monotonic()
     study.optimize(sleepy, n_trials=20, client=client, progress=False)
-    elapsed = time.monotonic() - t0
     trials = study.trials
     assert all(t.state is ah.TrialState.COMPLETE for t in trials)
     for t in trials:
@@ -54,9 +52,10 @@ def test_trials_run_as_futures_with_readable_keys_on_every_worker(client):
         assert key_split(t.values["key"]) == "asynchpo-mlp-search-trial"
     assert len({t.worker for t in trials}) == 2 and len({t.values["pid"] for t in trials}) == 2
     # max_concurrent defaults to the cluster's 2 threads: 2 trials in flight, never more
-    for t in trials:
-        assert sum(1 for u in trials if u.started_at <= t.started_at < u.finished_at) <= 2
-    assert elapsed < 20 * 0.2 / 2 + 3
+    in_flight = [
+        sum(1 for u in trials if u.started_at <= t.started_at < u.finished_at) for t in trials
+    ]
+    assert max(in_flight) == 2  # both workers kept busy, never a third trial
 
 
 def test_reports_reach_the_driver_while_the_trial_runs(client):
