@@ -42,6 +42,13 @@ __all__ = [
 ]
 
 _KINDS: dict[str, type[Event]] = {}
+_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    if cls not in _FIELDS:
+        _FIELDS[cls] = dataclasses.fields(cls)
+    return _FIELDS[cls]
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the event's kind under ``"kind"``."""
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in _fields(type(self))}}
 
     def to_json(self) -> str:
         """Strict JSON (no NaN): raises ``ValueError`` for anything JSON cannot hold."""
@@ -278,7 +285,8 @@ class StudyState:
         self.n_events = 0
         self._records: dict[int, _Record] = {}
         self._X: _Rows | None = None
-        self._y: list[float] = []
+        self._y = np.empty(16)  # the complete trials' minimized values, in X's order
+        self._n_y = 0
         self._failed: _Rows | None = None
         self._pending: _Rows | None = None
         self._track = Tracker()
@@ -357,7 +365,8 @@ class StudyState:
         copy them (as the journal's snapshot does) to keep them.
         """
         assert self._X is not None and self._failed is not None and self._pending is not None
-        y = np.asarray(self._y, dtype=float)
+        y = self._y[: self._n_y]
+        y.flags.writeable = False
         return self._X.array(), y, self._failed.array(), self._pending.array()
 
     def summary(self, name: str = "") -> Summary:
@@ -495,7 +504,10 @@ class StudyState:
         value = float(e.values[self.objective])
         y = self.sign() * value
         self._X.add(rec.number, self.space.encode(rec.params))
-        self._y.append(y)
+        if self._n_y == len(self._y):
+            self._y = np.concatenate([self._y, np.empty_like(self._y)])
+        self._y[self._n_y] = y
+        self._n_y += 1
         best = self.best_number is None or y < self._best_y
         if best:
             self.best_number, self._best_y = rec.number, y

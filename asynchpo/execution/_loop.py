@@ -177,9 +177,12 @@ class Driver:
                     want = min(want, cfg.n_trials - asked)
                 if asking is None and not self._stop and not exhausted and want > 0:
                     # computed in a thread: the loop goes on carrying messages meanwhile
-                    asking = asyncio.ensure_future(self.suggester.suggest_async(want, self.run_id))
+                    # a simulation's clock stands still while it suggests: no loop to keep free
+                    asking = asyncio.ensure_future(
+                        self.suggester.suggest_async(want, self.run_id, inline=virtual)
+                    )
                     asking.add_done_callback(lambda _: backend.wake())
-                    if virtual:  # a simulation's clock stands still while it suggests
+                    if virtual:
                         await asyncio.wait([asking])
                     asking_want = want
                 if asking is not None and asking.done():
@@ -277,16 +280,7 @@ class Driver:
                     ),
                 )
                 return
-            self._record(
-                TrialRetried(
-                    time=now,
-                    number=number,
-                    attempt=self._attempts[number] + 1,
-                    reason=f"worker {lost} was lost",
-                    run=self.run_id,
-                    cause="worker_lost",
-                )
-            )
+            self._retry_lost(number, now, f"worker {lost} was lost")
         self._started[number] = now
         self._attempts[number] += 1
         self._worker[number] = worker
@@ -296,6 +290,19 @@ class Driver:
                 number=number,
                 attempt=self._attempts[number],
                 worker=worker,
+            )
+        )
+
+    def _retry_lost(self, number: int, now: float, reason: str) -> None:
+        """Record that trial ``number`` runs again because its worker was lost."""
+        self._record(
+            TrialRetried(
+                time=now,
+                number=number,
+                attempt=self._attempts[number] + 1,
+                reason=reason,
+                run=self.run_id,
+                cause="worker_lost",
             )
         )
 
@@ -336,16 +343,7 @@ class Driver:
             self._flush()
             losses = self._losses(number)
             if losses < self.config.max_retries:
-                self._record(
-                    TrialRetried(
-                        time=now,
-                        number=number,
-                        attempt=self._attempts[number] + 1,
-                        reason=f"worker lost: {msg.error}",
-                        run=self.run_id,
-                        cause="worker_lost",
-                    )
-                )
+                self._retry_lost(number, now, f"worker lost: {msg.error}")
                 self._flush()
                 self._submit(number, msg.attempt + 1)
                 return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -50,6 +51,10 @@ class BaseSampler(ABC):
         >>> RandomSampler(seed=0).suggest(h, np.empty((0, 1)), 2).shape
         (2, 1)
     """
+
+    #: Whether ``suggest`` is always quick (well under a millisecond, as random or grid
+    #: points are): the driver then calls it on its event loop instead of a thread of its own.
+    cheap: ClassVar[bool] = False
 
     @abstractmethod
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:

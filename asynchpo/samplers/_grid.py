@@ -42,6 +42,8 @@ class GridSampler(BaseSampler):
         [{'x': 0, 'act': 'a'}, {'x': 0, 'act': 'b'}]
     """
 
+    cheap = True
+
     def __init__(
         self,
         values: Mapping[str, Sequence[Any]] | None = None,

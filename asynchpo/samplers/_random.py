@@ -107,6 +107,8 @@ class RandomSampler(BaseSampler):
         True
     """
 
+    cheap = True
+
     def __init__(self, seed: int | None = None):
         self.seed = seed
         self._fresh: Fresh | None = None

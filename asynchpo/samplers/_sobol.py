@@ -29,6 +29,8 @@ class SobolSampler(BaseSampler):
         True
     """
 
+    cheap = True
+
     def __init__(self, seed: int | None = None):
         self.seed = seed
         self._engine: qmc.Sobol | None = None
