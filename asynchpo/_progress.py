@@ -33,7 +33,7 @@ def progress_line(s: Summary, now: float | None = None) -> str:
 class TextProgress:
     """Redraws the study's :func:`progress_line` in place, from the journal's summary.
 
-    A listener of the journal only notes that something changed; the line is redrawn at most
+    The journal calls its listener after each event; the line is redrawn from there at most
     every ``interval`` seconds, and once more when closed.
     """
 
@@ -57,8 +57,8 @@ class TextProgress:
         return progress_line(self.journal.summary(), time.time())
 
     def draw(self) -> None:
+        text = self.line()  # the journal's lock first, never inside the bar's own
         with self._lock:
-            text = self.line()
             pad = max(0, self._width - len(text))
             self._width = len(text)
             self.stream.write("\r" + text + " " * pad)

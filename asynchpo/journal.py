@@ -17,7 +17,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -35,7 +36,6 @@ from asynchpo.events import (
 )
 from asynchpo.samplers._base import History
 from asynchpo.storage import BaseStorage, JournalConflictError, Lease
-from asynchpo.trial import TrialState
 
 __all__ = ["LEASE_SECONDS", "Journal", "StudyInUseError"]
 
@@ -53,28 +53,41 @@ class StudyInUseError(RuntimeError):
 
 # -- leases held by this process, and the heartbeat that renews them --------------------------
 
-_held: dict[str, tuple[BaseStorage, str]] = {}  # holder -> (storage, study)
+_held: dict[str, tuple[BaseStorage, str, Callable[[], None]]] = {}  # holder -> where, on loss
+_lost: set[str] = set()  # holders whose lease another process took over
 _held_lock = threading.Lock()
 _beat: threading.Thread | None = None
+_journals: weakref.WeakSet[Journal] = weakref.WeakSet()  # open here: their own asks are live
+
+
+_beat_now = threading.Event()  # set: start the next interval now (a lease was taken)
 
 
 def _heartbeat() -> None:
     while True:
-        time.sleep(LEASE_SECONDS / 4)
+        _beat_now.wait(LEASE_SECONDS / 4)
+        _beat_now.clear()
         with _held_lock:
             held = list(_held.items())
-        for holder, (storage, study) in held:
+        for holder, (storage, study, on_lost) in held:
             try:
                 if not storage.renew(study, holder, time.time() + LEASE_SECONDS):
+                    with _held_lock:
+                        _lost.add(holder)
+                        _held.pop(holder, None)
                     logger.warning("asynchpo: study %r: the lease of a live run was lost", study)
+                    on_lost()
             except Exception as error:  # a closed or unreachable file: the run will see it
                 logger.warning("asynchpo: study %r: renewing a lease failed: %r", study, error)
 
 
-def _hold(holder: str, storage: BaseStorage, study: str) -> None:
+def _hold(
+    holder: str, storage: BaseStorage, study: str, on_lost: Callable[[], None] = lambda: None
+) -> None:
     global _beat
     with _held_lock:
-        _held[holder] = (storage, study)
+        _held[holder] = (storage, study, on_lost)
+        _beat_now.set()
         if _beat is None or not _beat.is_alive():
             _beat = threading.Thread(target=_heartbeat, name="asynchpo-lease", daemon=True)
             _beat.start()
@@ -101,7 +114,7 @@ def lease_alive(lease: Lease, now: float | None = None) -> bool:
     if lease.host == socket.gethostname():
         if lease.pid == os.getpid():
             with _held_lock:
-                return lease.holder in _held
+                return lease.holder in _held or lease.holder in _lost
         if not _pid_alive(lease.pid):
             return False
     return lease.expires > (time.time() if now is None else now)
@@ -117,6 +130,15 @@ class Journal:
         storage: Where the events live.
         name: The study's name there.
         read_only: Refuse every write (a study with a live run elsewhere, opened to look).
+
+    Example:
+        >>> import asynchpo as ah
+        >>> study = ah.Study(ah.Space(x=ah.Float(0, 1)), name="j", sampler=ah.RandomSampler(seed=0))
+        >>> journal = study.journal
+        >>> journal.ask([{"x": 0.25}, {"x": 0.75}], run=None)
+        [0, 1]
+        >>> journal.query(lambda state: state.n_trials), journal.summary().running.keys()
+        (2, dict_keys([0, 1]))
     """
 
     def __init__(self, storage: BaseStorage, name: str, *, read_only: bool = False):
@@ -127,7 +149,9 @@ class Journal:
         self._subscribers: list[Callable[[Event], None]] = []
         self._clock: Callable[[], float] = time.time
         self._run: tuple[int, str] | None = None  # (run, lease holder) while a run goes on
+        self._asked_here: set[int] = set()  # trials this journal asked outside runs
         self.skipped: list[str] = []  # records that could not be read back
+        _journals.add(self)
 
     def __repr__(self) -> str:
         mode = ", read-only" if self.read_only else ""
@@ -171,6 +195,11 @@ class Journal:
                 return journal
             except JournalConflictError:  # created elsewhere at the same moment
                 journal._catch_up()
+                if not exist_ok:
+                    raise ValueError(
+                        f"name: a study {name!r} was just created in {storage!r} by another "
+                        "writer; use load_if_exists=True to share it"
+                    ) from None
         elif create is not None and not exist_ok:
             raise ValueError(
                 f"name: a study {name!r} already exists in {storage!r}; "
@@ -209,30 +238,65 @@ class Journal:
             "read_only=True); to go on with it, stop that run first"
         )
 
+    def _claim(self, lease: Lease) -> None:
+        """Take ``lease``, waiting a little for another opener's recovery to end.
+
+        Raises:
+            StudyInUseError: A live run holds the study.
+        """
+        deadline = time.monotonic() + 10.0
+        while True:
+            other = self.storage.claim(self.name, lease, lease_alive)
+            if other is None:
+                return
+            if not other.holder.startswith("recovery-") or time.monotonic() > deadline:
+                raise self._in_use(other)
+            time.sleep(0.02)  # another process recovers the study: a moment's work
+
+    def _live_asks(self) -> set[int]:
+        """Trials asked outside runs by journals of this study still open in this process
+        (their ``tell`` may come yet)."""
+        key = (getattr(self.storage, "path", id(self.storage)), self.name)
+        live: set[int] = set()
+        for journal in list(_journals):
+            if (getattr(journal.storage, "path", id(journal.storage)), journal.name) == key:
+                live |= journal._asked_here
+        return live
+
+    @staticmethod
+    def _end_dead(s: StudyState, now: float, unowned: Iterable[int] = ()) -> list[Event]:
+        """The events that end every unfinished run of ``s`` (their drivers are dead) and
+        interrupt their running trials, each stamped with the run's own clock; then the
+        running trials in ``unowned`` (asked outside runs), at ``now``."""
+        events: list[Event] = []
+        reason = "its driver stopped while it ran"
+        for run in s.unfinished_runs():
+            t = now
+            if run.clock == "virtual":  # where its simulation's clock stood
+                last = s.summary().last_time
+                t = run.time if last is None else last
+            events += [TrialInterrupted(time=t, number=n, reason=reason) for n in s.owned(run.run)]
+            events.append(RunFinished(time=t, run=run.run, reason="interrupted"))
+        running = set(s.owned(None))
+        events += [
+            TrialInterrupted(time=now, number=n, reason=reason)
+            for n in sorted(unowned)
+            if n in running
+        ]
+        return events
+
     def _recover(self) -> None:
-        """Mark what dead runs left running as interrupted, holding a lease while at it."""
+        """Mark what dead runs (and dead ask/tell loops) left running as interrupted,
+        holding a lease while at it."""
         holder = "recovery-" + uuid.uuid4().hex
         lease = Lease(holder, os.getpid(), socket.gethostname(), time.time() + LEASE_SECONDS)
         _hold(holder, self.storage, self.name)
         try:
-            other = self.storage.claim(self.name, lease, lease_alive)
-            if other is not None:
-                raise self._in_use(other)
-            now = time.time()
-
-            def interrupt(s: StudyState) -> list[Event]:
-                events: list[Event] = [
-                    RunFinished(time=now, run=r.run, reason="interrupted")
-                    for r in s.unfinished_runs()
-                ]
-                reason = "its driver stopped while it ran"
-                events += [
-                    TrialInterrupted(time=now, number=n, reason=reason)
-                    for n in s.numbers(TrialState.RUNNING)
-                ]
-                return events
-
-            self.write(interrupt)
+            self._claim(lease)
+            now, live = time.time(), self._live_asks()
+            self.write(
+                lambda s: self._end_dead(s, now, set(s.owned(None)) - live - self._asked_here)
+            )
             for dead in self.storage.leases(self.name):
                 if dead.holder != holder and not lease_alive(dead):
                     self.storage.release(self.name, dead.holder)
@@ -270,8 +334,10 @@ class Journal:
             return history, pending.copy()
 
     def summary(self) -> Summary:
-        """What the views draw, now."""
+        """What the views draw, now (a read-only journal first reads what its run wrote)."""
         with self._lock:
+            if self.read_only:
+                self._catch_up()
             return self._state.summary(self.name)
 
     def subscribe(self, listener: Callable[[Event], None]) -> Summary:
@@ -290,6 +356,25 @@ class Journal:
     def now(self) -> float:
         """The clock: the current run's (real or virtual) while one goes on, else real."""
         return self._clock()
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether the current run's lease expired and another process took the study
+        over (the run must stop: two runs never drive one study)."""
+        if self._run is None:
+            return False
+        with _held_lock:
+            return self._run[1] in _lost
+
+    def check_free(self) -> None:
+        """Raise :class:`StudyInUseError` now if a live run elsewhere holds the study (a
+        run claims the study for good when it starts)."""
+        if self.read_only:
+            self.write(lambda _: [])  # raises the read-only error
+        for lease in self.storage.leases(self.name):
+            ours = self._run is not None and lease.holder == self._run[1]
+            if lease_alive(lease) and not lease.holder.startswith("recovery-") and not ours:
+                raise self._in_use(lease)
 
     @property
     def run(self) -> int | None:
@@ -356,13 +441,19 @@ class Journal:
         """New trials with these parameters, numbered and recorded atomically."""
 
         def asked(s: StudyState) -> list[Event]:
+            if run is not None and run != self.run:
+                raise RuntimeError(f"study {self.name!r}: run {run} has ended; no new trials")
             t, n0 = self.now(), s.n_trials
             return [
                 TrialAsked(time=t, number=n0 + i, params=dict(p), run=run)
                 for i, p in enumerate(params)
             ]
 
-        return [e.number for e in self.write(asked) if isinstance(e, TrialAsked)]
+        with self._lock:
+            numbers = [e.number for e in self.write(asked) if isinstance(e, TrialAsked)]
+            if run is None:
+                self._asked_here.update(numbers)
+            return numbers
 
     def add(self, params: Mapping[str, Any], values: Mapping[str, Any]) -> int:
         """A finished trial known from elsewhere, numbered and recorded atomically."""
@@ -387,9 +478,11 @@ class Journal:
         max_concurrent: int,
         clock: Callable[[], float],
         virtual: bool,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> int:
         """Start a run: take the study's lease (renewed by a heartbeat until
-        :meth:`end_run`), and record the run with the clock its events carry.
+        :meth:`end_run`; ``on_lost`` is called, from the heartbeat's thread, if another
+        process takes it over), and record the run with the clock its events carry.
 
         Raises:
             StudyInUseError: Another live run holds the study.
@@ -402,29 +495,12 @@ class Journal:
         with self._lock:
             if self._run is not None:
                 raise RuntimeError(f"study {self.name!r} is already running an optimize call")
-            _hold(holder, self.storage, self.name)
-            other = self.storage.claim(self.name, lease, lease_alive)
-            if other is not None:
-                _drop(holder)
-                raise self._in_use(other)
+            _hold(holder, self.storage, self.name, on_lost)
             try:
+                self._claim(lease)
                 # runs whose driver died since this journal was opened
                 now = time.time()
-                self.write(
-                    lambda s: (
-                        [
-                            RunFinished(time=now, run=r.run, reason="interrupted")
-                            for r in s.unfinished_runs()
-                        ]
-                        + [
-                            TrialInterrupted(
-                                time=now, number=n, reason="its driver stopped while it ran"
-                            )
-                            for r in s.unfinished_runs()
-                            for n in s.owned(r.run)
-                        ]
-                    )
-                )
+                self.write(lambda s: self._end_dead(s, now))
                 (started,) = self.write(
                     lambda s: [
                         RunStarted(
@@ -441,7 +517,8 @@ class Journal:
                 )
             except BaseException:
                 _drop(holder)
-                self.storage.release(self.name, holder)
+                with contextlib.suppress(Exception):  # the error at hand is what to see
+                    self.storage.release(self.name, holder)
                 raise
             assert isinstance(started, RunStarted)
             self._run, self._clock = (started.run, holder), clock
@@ -467,6 +544,8 @@ class Journal:
             finally:
                 self._run, self._clock = None, time.time
                 _drop(holder)
+                with _held_lock:
+                    _lost.discard(holder)
                 with contextlib.suppress(Exception):  # a closed file keeps what it has
                     self.storage.release(self.name, holder)
                     self.storage.checkpoint()

@@ -442,8 +442,7 @@ class Study:
         progress: bool | None,
         adapt: bool,
     ) -> Driver:
-        if self._journal.read_only:
-            self._journal.write(lambda _: [])  # says why it cannot
+        self._journal.check_free()  # a live run elsewhere, or read-only: say so at once
         if not callable(objective):
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
         if progress not in (None, True, False):
@@ -508,7 +507,13 @@ class Study:
                 if bar is not None:
                     bar.close()
 
-        future = launch(drive, driver.backend.loop, same_loop=same_loop)
+        try:
+            future = launch(drive, driver.backend.loop, same_loop=same_loop)
+        except BaseException:
+            self._driver = None
+            if bar is not None:
+                bar.close()
+            raise
         return Run(
             self.name,
             driver,

@@ -56,13 +56,16 @@ def test_show_sorts_and_filters(db, capsys):
 def test_looking_changes_nothing_and_escapes_control_characters(db, capsys):
     study = ah.Study.load("mlp", storage=db)
     study.tell(study.get_trials(["interrupted"])[0], error="\x1b]0;owned\x07\x1b[2J boom")
-    before = db.read_bytes()
+    storage = ah.SQLiteStorage(db)
+    before = {n: storage.records(n).end for n in storage.studies()}
     assert main(["show", str(db), "mlp"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b[2J boom" in out
     assert main(["studies", str(db)]) == 0
     capsys.readouterr()
-    assert db.read_bytes() == before  # looking runs no recovery and writes nothing
+    # looking runs no recovery and writes nothing: no record, no lease
+    assert {n: storage.records(n).end for n in storage.studies()} == before
+    assert not storage.leases("mlp") and not storage.leases("other")
 
 
 def test_helpful_errors(db, tmp_path, capsys):

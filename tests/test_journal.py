@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import asynchpo as ah
@@ -72,7 +73,9 @@ def test_loading_a_study_that_runs_in_this_kernel_neither_takes_it_over_nor_brea
         return p["x"]
 
     run = study.start(objective, n_trials=6, max_concurrent=3, progress=False)
+    deadline = time.monotonic() + 30
     while len(study.trials) < 3:
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     with pytest.raises(ah.StudyInUseError, match=r"being run .*in this process.*read_only=True"):
         ah.Study.load("s", storage=path)
@@ -114,8 +117,11 @@ def _killed_driver(tmp_path):
         while True:
             assert time.monotonic() < deadline and proc.poll() is None
             if path.exists():
-                state = ah.Study.load("s", storage=path, read_only=True)
-                if len(state.get_trials(["running"])) == 4:
+                storage = SQLiteStorage(path)
+                look = ah.Study.load("s", storage=storage, read_only=True)
+                running = len(look.get_trials(["running"]))
+                storage.close()
+                if running == 4:
                     break
             time.sleep(0.05)
     finally:
@@ -262,7 +268,9 @@ def test_interruptions_do_not_spend_the_retries_of_lost_workers():
     for i in range(2):  # the driver stopped twice while the trial ran
         backend = _Slow()
         run = study.start(lambda p: p["x"], n_trials=1, backend=backend, progress=False)
+        deadline = time.monotonic() + 30
         while not study.trials or study.trials[0].attempts <= i:
+            assert time.monotonic() < deadline
             time.sleep(0.01)
         run.stop(cancel_running=True)
         run.wait(timeout=30)
@@ -375,3 +383,102 @@ def test_two_drivers_started_at_once_never_share_a_study(tmp_path):
     # either one was refused while the other ran, or they ran one after the other
     assert len(study.get_trials(["complete"])) == 40 * codes.count(0)
     assert os.path.getsize(path) > 0
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dead_simulated_run_is_ended_on_its_own_clock():
+    import socket
+
+    from asynchpo.events import RunStarted, StudyCreated, TrialAsked, TrialStarted
+
+    storage = InMemoryStorage()
+    events = [
+        StudyCreated(time=1.7e9, space=SPACE.to_spec()),
+        RunStarted(
+            time=0.0,
+            run=0,
+            n_trials=5,
+            pid=_dead_pid(),
+            host=socket.gethostname(),
+            holder="gone",
+            clock="virtual",
+        ),
+        TrialAsked(time=0.0, number=0, params={"x": 0.5}, run=0),
+        TrialStarted(time=3.0, number=0, worker="sim-0"),
+    ]
+    storage.append("s", events, 0)
+    study = ah.Study.load("s", storage=storage, sampler=ah.RandomSampler(seed=0))
+    assert [t.state for t in study.trials] == [ah.TrialState.INTERRUPTED]
+    assert study.journal.summary().running_time() == pytest.approx(3.0)
+    study.optimize(lambda p: p["x"], n_trials=3, backend=ah.SimulatedBackend(duration=1.0))
+    s = study.journal.summary()
+    assert s.running_time() == pytest.approx(3.0 + 4.0)
+    assert all(x < 10 for x, _ in s.best_by_time)
+
+
+def test_the_heartbeat_keeps_a_run_lease_and_a_lost_lease_stops_the_run(monkeypatch):
+    import asynchpo.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "LEASE_SECONDS", 0.4)
+    storage = InMemoryStorage()
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), storage=storage, name="s")
+    gate = threading.Event()
+    run = study.start(lambda p: gate.wait(30) and p["x"], n_trials=2, progress=False)
+    deadline = time.monotonic() + 10
+    while not storage.leases("s"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    (first,) = storage.leases("s")
+    time.sleep(0.5)  # longer than the lease lasts
+    (later,) = storage.leases("s")
+    assert later.holder == first.holder and later.expires > first.expires + 0.2
+    storage.release("s", first.holder)  # as a process that took the study over would
+    with pytest.raises(ah.StudyInUseError, match="lease expired"):
+        run.wait(timeout=10)
+    gate.set()
+
+
+def test_opening_a_study_leaves_the_trials_asked_here_alone(tmp_path):
+    path = tmp_path / "runs.db"
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), storage=path, name="s")
+    trial = study.ask()
+    other = ah.Study.load("s", storage=path)  # a second look, in the same kernel
+    assert [t.state for t in other.trials] == [ah.TrialState.RUNNING]
+    assert study.tell(trial, 0.25).state is ah.TrialState.COMPLETE
+
+
+def test_a_snapshot_is_a_copy_later_events_leave_alone():
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
+    study.add_trial({"x": 0.5}, 1.0)
+    running = study.ask()
+    history, pending = study.journal.snapshot()
+    X, y, P = history.X.copy(), history.y.copy(), pending.copy()
+    study.tell(running, 0.5)
+    for _ in range(20):
+        study.add_trial({"x": 0.1}, 2.0)
+    np.testing.assert_array_equal(history.X, X)
+    np.testing.assert_array_equal(history.y, y)
+    np.testing.assert_array_equal(pending, P)
+    assert history.n_asked == 2 and len(pending) == 1
+
+
+def test_start_says_at_once_that_another_run_holds_the_study(tmp_path):
+    path = tmp_path / "runs.db"
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), storage=path, name="s")
+    gate = threading.Event()
+    run = study.start(lambda p: gate.wait(30) and p["x"], n_trials=2, progress=False)
+    deadline = time.monotonic() + 10
+    while not study.trials:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    look = ah.Study.load("s", storage=path, read_only=True)
+    with pytest.raises(ah.StudyInUseError, match="read-only"):
+        look.start(lambda p: p["x"], n_trials=1)
+    gate.set()
+    assert run.wait(timeout=30) == "complete"
+    assert look.journal.summary().complete == 2  # a read-only view follows the run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import asynchpo as ah
@@ -138,4 +140,4 @@ def test_a_whole_study_folds_to_what_the_study_says():
     assert failed > 0 and s.failed == failed
     assert s.done == 60 and s.complete == 60 - failed and s.reason == "complete"
     assert s.best_value == study.best_value and s.best_number == study.best_trial.number
-    assert s == study.journal.summary().__class__(**{**vars(s), "name": ""})
+    assert s == dataclasses.replace(study.journal.summary(), name="")

@@ -25,6 +25,7 @@ from asynchpo.events import (
     TrialStarted,
 )
 from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
+from asynchpo.journal import StudyInUseError
 from asynchpo.trial import Failure, Trial, TrialState
 
 if TYPE_CHECKING:
@@ -144,18 +145,25 @@ class Driver:
                 max_concurrent=max_concurrent,
                 clock=backend.now,
                 virtual=virtual,
+                on_lost=backend.wake,
             )
         except BaseException:
             await backend.close()
             raise
-        requeue = deque(journal.query(lambda s: s.numbers(TrialState.INTERRUPTED)))
-        deadline = None if cfg.timeout is None else backend.now() + cfg.timeout
         asked, exhausted, reason = 0, False, "error"
         error: str | None = None
         asking: asyncio.Future[list[int]] | None = None
         asking_want = 0
         try:
+            requeue = deque(journal.query(lambda s: s.numbers(TrialState.INTERRUPTED)))
+            deadline = None if cfg.timeout is None else backend.now() + cfg.timeout
             while True:
+                if journal.lease_lost:
+                    raise StudyInUseError(
+                        f"study {journal.name!r}: this run's lease expired (the process was "
+                        "held up for longer than it lasts) and another run took the study "
+                        "over; this run stops"
+                    )
                 if deadline is not None and backend.now() >= deadline and not self._stop:
                     self._stop, self._stop_reason = True, "timeout"
                 while not self._stop and len(self._running) < max_concurrent and requeue:
@@ -217,13 +225,20 @@ class Driver:
             for number in list(self._running):
                 backend.cancel(number)
             self._running.clear()
-            with contextlib.suppress(BaseException):
+            unrecorded: BaseException | None = None
+            raising = error is not None  # an exception is on its way out already
+            try:
                 self._flush()
+            except BaseException as exc:  # raised below, once the run's end is recorded
+                unrecorded, reason = exc, "error"
+                error = error or f"{type(exc).__name__}: {exc}"
             why = self._stop_reason if self._stop else "the driver stopped on an error"
             try:
                 journal.end_run(reason, error=error, interrupted=why)
             finally:
                 await backend.close()
+            if unrecorded is not None and not raising:
+                raise unrecorded
         return reason
 
     def _next_deadline(self, deadline: float | None) -> float | None:

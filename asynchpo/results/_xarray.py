@@ -20,6 +20,7 @@ import numpy as np
 
 from asynchpo.events import (
     Event,
+    StudyState,
     TrialAsked,
     TrialCompleted,
     TrialFailed,
@@ -244,6 +245,16 @@ def from_xarray(
             f"ds: made by a newer asynchpo (format {ds.attrs['asynchpo_format']}); upgrade"
         )
     space = Space.from_spec(json.loads(ds.attrs["space"]))
+    roles: dict[str, list[str]] = {}
+    for var in ds.data_vars:
+        roles.setdefault(str(ds[var].attrs.get("role")), []).append(str(var))
+    steps = [int(s) for s in ds["step"].values] if "step" in ds.coords else []
+    has_time = "curve_time" in ds
+    events: list[Event] = []  # all read and checked before the study exists
+    for i, number in enumerate(int(n) for n in ds["trial"].values):
+        if number != i:
+            raise ValueError(f"ds: trial numbers must run 0, 1, 2, ...; got {number} at row {i}")
+        events += _replay_trial(ds, i, number, space, roles, steps, has_time)
     study = Study(
         space,
         objective=str(ds.attrs["objective"]),
@@ -252,19 +263,13 @@ def from_xarray(
         storage=storage,
         name=name if name is not None else str(ds.attrs["name"]),
     )
-    roles: dict[str, list[str]] = {}
-    for var in ds.data_vars:
-        roles.setdefault(str(ds[var].attrs.get("role")), []).append(str(var))
-    steps = [int(s) for s in ds["step"].values] if "step" in ds.coords else []
-    has_time = "curve_time" in ds
-    if study.trials:
-        raise ValueError(f"name: the study {study.name!r} has trials already")
-    events: list[Event] = []
-    for i, number in enumerate(int(n) for n in ds["trial"].values):
-        if number != i:
-            raise ValueError(f"ds: trial numbers must run 0, 1, 2, ...; got {number} at row {i}")
-        events += _replay_trial(ds, i, number, space, roles, steps, has_time)
-    study.journal.record(*events)  # one transaction: all of it, or nothing
+
+    def replay(state: StudyState) -> list[Event]:
+        if state.n_trials:  # another writer got there first: the numbers would clash
+            raise ValueError(f"name: the study {study.name!r} has trials already")
+        return events
+
+    study.journal.write(replay)  # one transaction: all of it, or nothing
     return study
 
 

@@ -33,6 +33,10 @@ class InMemoryStorage(BaseStorage):
             event.to_json()  # the same values as a file would take
         with self._lock:
             journal = self._events.setdefault(study, [])
+            if at > len(journal):
+                raise ValueError(
+                    f"at: study {study!r} has {len(journal)} records; {at} leaves a gap"
+                )
             if at != len(journal):
                 raise JournalConflictError(
                     f"study {study!r} has {len(journal)} records, not {at}: another writer "

@@ -91,6 +91,12 @@ class SQLiteStorage(BaseStorage):
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                (end,) = self._conn.execute(
+                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM events WHERE study = ?", (study,)
+                ).fetchone()
+                if at > end:
+                    self._conn.execute("ROLLBACK")
+                    raise ValueError(f"at: study {study!r} has {end} records; {at} leaves a gap")
                 self._conn.executemany(
                     "INSERT INTO events (study, seq, payload, crc) VALUES (?, ?, ?, ?)", rows
                 )

@@ -61,6 +61,9 @@ class StorageContract:
         with pytest.raises(JournalConflictError):
             storage.append("s", late, 1)  # another writer took record 1
         assert len(storage.read("s")) == 2  # not even the first of the batch
+        with pytest.raises(ValueError, match="gap"):
+            storage.append("s", [TrialAsked(time=1.0, number=1, params={"x": 0.2})], 3)
+        assert storage.records("s").end == 2
 
     def test_studies_are_separate(self, tmp_path: Path) -> None:
         storage = self.make(tmp_path)

@@ -1,4 +1,4 @@
-"""The study's live view in a notebook: ipywidgets that draw a :class:`ViewState`, no logic."""
+"""The study's live view in a notebook: ipywidgets that draw the journal's :class:`Summary`."""
 
 from __future__ import annotations
 
