@@ -184,17 +184,22 @@ class Driver:
                 if cfg.n_trials is not None:
                     want = min(want, cfg.n_trials - asked)
                 if asking is None and not self._stop and not exhausted and want > 0:
-                    # computed in a thread: the loop goes on carrying messages meanwhile
-                    # a simulation's clock stands still while it suggests: no loop to keep free
-                    asking = asyncio.ensure_future(
-                        self.suggester.suggest_async(want, self.run_id, inline=virtual)
-                    )
-                    asking.add_done_callback(lambda _: backend.wake())
-                    if virtual:
-                        await asyncio.wait([asking])
-                    asking_want = want
-                if asking is not None and asking.done():
+                    if virtual or self.suggester.sampler.cheap:
+                        # a simulation's clock stands still while it suggests, and a cheap
+                        # sampler answers at once: no loop to keep free meanwhile
+                        asking_want = want
+                        numbers = self.suggester.suggest(want, self.run_id)
+                    else:  # computed in a thread: the loop goes on carrying messages
+                        asking = asyncio.ensure_future(
+                            self.suggester.suggest_async(want, self.run_id)
+                        )
+                        asking.add_done_callback(lambda _: backend.wake())
+                        asking_want, numbers = want, None
+                elif asking is not None and asking.done():
                     numbers, asking = asking.result(), None
+                else:
+                    numbers = None
+                if numbers is not None:
                     exhausted = len(numbers) < asking_want
                     asked += len(numbers)
                     if not self._stop:  # else they are interrupted, to run next time

@@ -46,11 +46,8 @@ class Suggester:
                 return []
             return self.journal.ask(space.decode_many(U), run)
 
-    async def suggest_async(self, n: int, run: int | None, *, inline: bool = False) -> list[int]:
-        """:meth:`suggest`, computed off the running event loop (on it with ``inline``, or
-        for a sampler that says it is :attr:`~asynchpo.samplers.BaseSampler.cheap`)."""
-        if inline or self.sampler.cheap:
-            return self.suggest(n, run)
+    async def suggest_async(self, n: int, run: int | None) -> list[int]:
+        """:meth:`suggest`, computed off the running event loop."""
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, "asynchpo-suggest")
         loop = asyncio.get_running_loop()
