@@ -371,8 +371,10 @@ class Journal:
         run claims the study for good when it starts)."""
         if self.read_only:
             self.write(lambda _: [])  # raises the read-only error
-        for lease in self.storage.leases(self.name):
-            ours = self._run is not None and lease.holder == self._run[1]
+        with self._lock:  # a run of this journal that is starting counts as ours
+            leases, run = self.storage.leases(self.name), self._run
+        for lease in leases:
+            ours = run is not None and lease.holder == run[1]
             if lease_alive(lease) and not lease.holder.startswith("recovery-") and not ours:
                 raise self._in_use(lease)
 

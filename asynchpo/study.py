@@ -442,6 +442,8 @@ class Study:
         progress: bool | None,
         adapt: bool,
     ) -> Driver:
+        if self._driver is not None:
+            raise RuntimeError(f"study {self.name!r} is already running an optimize call")
         self._journal.check_free()  # a live run elsewhere, or read-only: say so at once
         if not callable(objective):
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
