@@ -90,20 +90,22 @@ class Driver:
         self._to_cancel.add(number)
         self.backend.wake()
 
+    def _cancelled(self, number: int) -> TrialFailed:
+        return TrialFailed(
+            time=self.backend.now(),
+            number=number,
+            failure=Failure.CANCELLED.value,
+            reason="stopped by hand while it ran",
+        )
+
     def _cancel_requested(self) -> None:
-        while self._to_cancel:
-            number = self._to_cancel.pop()
+        # a trial asked but not submitted yet (its suggestion is still being handed over)
+        # stays in the set: it is cancelled when it would be submitted
+        for number in list(self._to_cancel):
             if number in self._running:
+                self._to_cancel.discard(number)
                 self.backend.cancel(number)
-                self._finish(
-                    number,
-                    TrialFailed(
-                        time=self.backend.now(),
-                        number=number,
-                        failure=Failure.CANCELLED.value,
-                        reason="stopped by hand while it ran",
-                    ),
-                )
+                self._finish(number, self._cancelled(number))
 
     def _record(self, event: Event) -> None:
         self._batch.append(event)
@@ -126,6 +128,10 @@ class Driver:
         return self.journal.query(lambda s: s.trial(number).attempts)
 
     def _submit(self, number: int, attempt: int) -> None:
+        if number in self._to_cancel:  # stopped by hand before it could start
+            self._to_cancel.discard(number)
+            self._finish(number, self._cancelled(number))
+            return
         trial = self.journal.query(lambda s: s.trial(number))
         params = trial.params
         self._attempts[number] = trial.attempts

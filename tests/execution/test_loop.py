@@ -31,22 +31,63 @@ class SlowOnce(ah.RandomSampler):
 def test_results_are_recorded_while_a_suggestion_is_being_computed():
     sampler = SlowOnce()
     study = ah.Study(SPACE, sampler=sampler)
-    gate = threading.Event()
+    gates = [threading.Event(), threading.Event()]
+    calls = iter(range(4))
 
     def objective(p):
-        gate.wait(30)
+        i = next(calls)
+        if i < 2:
+            gates[i].wait(30)
         return p["x"]
 
     run = study.start(objective, n_trials=4, max_concurrent=2, progress=False)
+    deadline = time.monotonic() + 30
     while len(study.trials) < 2:
+        assert time.monotonic() < deadline
         time.sleep(0.01)
-    gate.set()  # both trials finish; the first free slot asks for the slow suggestion
+    gates[0].set()  # one trial ends; its free slot asks for the slow suggestion
     assert sampler.blocked.wait(30)
+    gates[1].set()  # the other ends while that suggestion is computed
     deadline = time.monotonic() + 20
-    while len(study.get_trials(["complete"])) < 2:  # the other trial's result still lands
+    while len(study.get_trials(["complete"])) < 2:  # and its result lands meanwhile
         assert time.monotonic() < deadline, "the driver's loop waited for the suggestion"
         time.sleep(0.01)
     assert not sampler.release.is_set()
     sampler.release.set()
     assert run.wait(timeout=60) == "complete"
     assert [t.state for t in study.trials] == [ah.TrialState.COMPLETE] * 4
+
+
+class SlowFirst(ah.RandomSampler):
+    """Its first suggestion waits for the test: trials are asked while the run goes on."""
+
+    cheap = False
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.release = threading.Event()
+        self.calls = 0
+
+    def suggest(self, history, pending, n):
+        self.calls += 1
+        if self.calls == 1:
+            self.release.wait(30)
+        return super().suggest(history, pending, n)
+
+
+def test_a_trial_stopped_before_it_was_handed_to_a_worker_never_runs():
+    sampler = SlowFirst()
+    study = ah.Study(SPACE, sampler=sampler)
+    ran: list[float] = []
+
+    def objective(p):
+        ran.append(p["x"])
+        return p["x"]
+
+    run = study.start(objective, n_trials=3, max_concurrent=1, progress=False)
+    run.stop_trial(0)  # trial 0 is being suggested: it exists only once that returns
+    sampler.release.set()
+    assert run.wait(timeout=60) == "complete"
+    first = study.trials[0]
+    assert first.state is ah.TrialState.FAILED and first.failure is ah.Failure.CANCELLED
+    assert first.params["x"] not in ran and len(ran) == 2
