@@ -91,10 +91,12 @@ class GPSampler(BaseSampler):
     Hyperparameters are fitted (gpytorch, warm-started) on a geometric schedule in a
     background process and swapped in when ready, so ``suggest`` never waits for a fit (until
     the first one lands, the priors' modes serve). With a ``seed``, a fit launched at ``n``
-    complete trials is swapped in at ``n + n // 4`` (waiting only if it is late even so), so
-    that runs on the simulated backend are reproducible. Suggestions are computed on one
-    BLAS thread (with ``threadpoolctl`` installed), so that the fitting process or the
-    trials busy on the other cores do not stall them.
+    complete trials is swapped in at a fixed point of the history, waiting for it if it is
+    late, so that runs on the simulated backend are reproducible: below 200 trials at the
+    next trial; past that, late enough that the fit is normally done (``n // 4`` trials
+    later from n ~ 400), so that a suggestion does not wait seconds for it. Suggestions are
+    computed on one BLAS thread (with ``threadpoolctl`` installed), so that the fitting
+    process or the trials busy on the other cores do not stall them.
 
     Args:
         acquisition: ``"log_ei"`` (log expected improvement, default), ``"ucb"`` (lower
@@ -441,17 +443,21 @@ def _lag(n: int) -> int:
     """With a seed, a fit launched at ``n`` complete trials is adopted ``_lag(n)`` trials
     later, waiting for it only if it is not done by then.
 
-    Adopting it at the very next trial made that suggestion wait for the whole fit: ~9 s at
+    Adopting it at the very next trial makes that suggestion wait for the whole fit: ~9 s at
     n = 1000 (17-24 s on a busy machine). A fit costs ~n^3 and a suggestion ~n^2, so the
-    suggestions one fit lasts grows with n: ~0.1 n at n = 100 (70 ms of fit, 7 ms per
-    suggestion), ~0.2 n at 300 (0.5 s, 9 ms) and at 1000 (8 s, 35 ms), each on a core of
-    its own, with no time between suggestions (the simulated backend's case). ``n // 4``
-    covers that; unseeded runs swap a fit in when it lands, about as late in that case. The
-    price: with a seed, fits are launched every ``n // 4`` trials instead of ``n // 8`` (the
-    next one as one is adopted), and the hyperparameters in use are fitted on at least 64 %
-    of the complete trials (1 / 1.25^2), not 89 % (1 / 1.125).
+    number of suggestions one fit lasts grows with n: ~60 at n = 300 (0.5 s of fit, 9 ms per
+    suggestion), ~230 at 1000 (8 s, 35 ms), each on a core of its own and with no time
+    between suggestions (the simulated backend's case): about ``n^2 / 1500``, so that is the
+    lag, up to ``n // 4``. Below 200 trials a fit takes ~0.2 s or less and hyperparameters
+    still move fast: a fit that lands a few trials late costs more regret than the wait
+    (Ackley-5 and Hartmann-6 with 8 workers, 8 seeds), so it is adopted at the next trial,
+    as it always was. The price past 200: fits are launched every lag trials instead of
+    every ``n // 8`` (the next one as one is adopted), and the hyperparameters in use are
+    fitted on at least 64 % of the complete trials (1 / 1.25^2) rather than 89 %
+    (1 / 1.125); unseeded runs, which swap a fit in when it lands, are about as late when
+    suggestions come back to back.
     """
-    return max(1, n // 4)
+    return 1 if n < 200 else min(n // 4, n * n // 1500)
 
 
 def _chunks(U: np.ndarray, size: int = 8192) -> list[np.ndarray]:

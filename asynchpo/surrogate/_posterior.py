@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import cholesky, solve_triangular
+from scipy.linalg import cholesky
 
+from asynchpo.acquisition._namespace import solve_lower
 from asynchpo.surrogate._kernel import matern52, matern52_grad
 
 JITTER = 1e-8
@@ -79,7 +80,7 @@ class Posterior:
             K = self._k(X, X) + (hyper.noise + JITTER) * np.eye(n)
             # K is symmetric: the upper factor of its (Fortran) transpose is L, C-ordered
             self._factor = cholesky(K, lower=False, check_finite=False).T
-            self._z = solve_triangular(self._factor, self.y, lower=True, check_finite=False)
+            self._z = solve_lower(self._factor, self.y)
         else:
             self._factor, self._z = np.empty((0, 0)), np.empty(0)
         self._alpha: np.ndarray | None = None
@@ -125,7 +126,7 @@ class Posterior:
             self._X, self._y = X, Y
         L = self._factor
         kx = self._k(self.X, x[None, :])[:, 0]
-        row = solve_triangular(L, kx, lower=True, check_finite=False) if m else kx
+        row = solve_lower(L, kx) if m else kx
         d = float(np.sqrt(max(self.hyper.outputscale + noise - row @ row, noise)))
         # (a duplicate input must not break L: its pivot is kept at the noise level)
         other = 1 - self._cur
@@ -150,9 +151,7 @@ class Posterior:
     def alpha(self) -> np.ndarray:
         """``(K + noise I)^-1 y``, `n`."""
         if self._alpha is None:
-            self._alpha = solve_triangular(
-                self.L, self.z, lower=True, trans="T", check_finite=False
-            )
+            self._alpha = solve_lower(self.L, self.z, trans=True)
         return self._alpha
 
     def _solves(self, key: str, points: np.ndarray) -> np.ndarray:
@@ -169,7 +168,7 @@ class Posterior:
         V[:, have] = kept[:, hit[have]]
         if not have.all() and self.n:
             fresh = self._k(self.X, points[~have])
-            V[:, ~have] = solve_triangular(self.L, fresh, lower=True, check_finite=False)
+            V[:, ~have] = solve_lower(self.L, fresh)
         self._kept[key] = (points.copy(), V)
         return V
 
@@ -240,7 +239,7 @@ class Posterior:
             S = self._k(Xp, Xp[keep:]) - W.T @ W[:, keep:]  # p x (p - keep)
             wsq = (W[:, keep:] ** 2).sum(axis=0)
             for j, i in enumerate(range(keep, p)):
-                r = solve_triangular(L22[:i, :i], S[:i, j], lower=True, check_finite=False)
+                r = solve_lower(L22[:i, :i], S[:i, j])
                 L22[i, :i] = r
                 d2 = h.outputscale + noise - wsq[j] - r @ r
                 L22[i, i] = np.sqrt(max(d2, noise))
@@ -333,27 +332,29 @@ class Fantasy:
 
         def forward(B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """``[L, 0; L21, L22]^-1 B``, as its real and its pending rows."""
-            top = solve_triangular(L, B[:n], lower=True, check_finite=False)
+            top = solve_lower(L, B[:n])
             if not p:
                 return top, B[n:]
-            low = solve_triangular(L22, B[n:] - L21 @ top, lower=True, check_finite=False)
+            low = solve_lower(L22, B[n:] - L21 @ top)
             return top, low
 
         V1, V2 = forward(k.T)  # n x c, p x c
         mean = V1.T @ base.z
         var = np.clip(h.outputscale - (V1 * V1).sum(axis=0) - (V2 * V2).sum(axis=0), 1e-12, None)
-        # K^-1 k: back through the transposed joint factor
-        W2 = solve_triangular(L22, V2, lower=True, trans="T", check_finite=False) if p else V2
-        W1 = solve_triangular(L, V1 - L21.T @ W2, lower=True, trans="T", check_finite=False)
-        dvar = -2.0 * (
-            np.einsum("cnd,nc->cd", dk[:, :n], W1) + np.einsum("cpd,pc->cd", dk[:, n:], W2)
-        )
         if not joint:
+            # dvar = -2 dk^T K^-1 k, K^-1 k back through the transposed joint factor
+            W2 = solve_lower(L22, V2, trans=True) if p else V2
+            W1 = solve_lower(L, V1 - L21.T @ W2, trans=True)
+            dvar = -2.0 * (
+                np.einsum("cnd,nc->cd", dk[:, :n], W1) + np.einsum("cpd,pc->cd", dk[:, n:], W2)
+            )
             return mean, var, dmean, dvar
+        # the joint case needs the forward solves of dk anyway: dk^T K^-1 k = dV^T V
         c, D = Xc.shape
-        _, dV2 = forward(dk.transpose(1, 0, 2).reshape(n + p, c * D))
-        dC = dV2.reshape(p, c, D).transpose(1, 0, 2)
-        return mean, var, dmean, dvar, V2, dC
+        dV1, dV2 = forward(dk.transpose(1, 0, 2).reshape(n + p, c * D))
+        dV1, dV2 = dV1.reshape(n, c, D), dV2.reshape(p, c, D)
+        dvar = -2.0 * (np.einsum("nc,ncd->cd", V1, dV1) + np.einsum("pc,pcd->cd", V2, dV2))
+        return mean, var, dmean, dvar, V2, dV2.transpose(1, 0, 2)
 
 
 @dataclass

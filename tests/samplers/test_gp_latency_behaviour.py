@@ -47,6 +47,7 @@ def test_a_seeded_fit_is_adopted_at_a_fixed_later_point_and_not_waited_for_befor
         return pool.submit(job)
 
     monkeypatch.setattr(gp_module, "_submit_fit", held_submit)
+    monkeypatch.setattr(gp_module, "_lag", lambda n: 6)  # as at n ~ 1000, a few trials on
     sampler = GPSampler(seed=0, prefetch=False)
     hist = _history(60)
     sampler.suggest(_first(hist, 40), np.empty((0, 3)), 1)  # launches the fit of 40
@@ -66,8 +67,15 @@ def test_a_seeded_fit_is_adopted_at_a_fixed_later_point_and_not_waited_for_befor
 
 
 def test_the_lag_grows_with_the_history():
-    lags = [gp_module._lag(n) for n in (1, 8, 100, 1000)]
-    assert lags[0] >= 1 and lags == sorted(lags) and lags[-1] >= 200
+    # where fits are quick, at the next trial (fresh hyperparameters matter most early on);
+    # where they take seconds, a good share of the history later
+    assert [gp_module._lag(n) for n in (1, 8, 100, 199)] == [1, 1, 1, 1]
+    lags = [gp_module._lag(n) for n in (200, 300, 1000, 3000)]
+    assert (
+        lags == sorted(lags)
+        and lags[2] >= 200
+        and all(k <= n // 4 for k, n in zip(lags, (200, 300, 1000, 3000), strict=True))
+    )
 
 
 def test_suggestions_are_computed_on_one_blas_thread_and_the_limit_is_restored(monkeypatch):

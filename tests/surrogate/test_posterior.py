@@ -377,3 +377,13 @@ def test_the_factor_stays_one_contiguous_array_as_it_grows():
         assert post.L.flags.c_contiguous and post.L.shape == (post.n, post.n)
     np.testing.assert_allclose(post.L, Posterior(HYPER, X, y).L, atol=1e-8)
     np.testing.assert_allclose(np.triu(post.L, 1), 0.0)
+
+
+def test_the_joint_gradient_of_the_variance_is_the_plain_one():
+    X, y = data(40)
+    rng = np.random.default_rng(12)
+    fantasy = Posterior(HYPER, X, y).fantasize(rng.random((5, 3)))
+    Xc = rng.random((4, 3))
+    plain, joint = fantasy.predict_grad(Xc), fantasy.predict_grad(Xc, joint=True)
+    for a, b in zip(plain, joint[:4], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
