@@ -181,9 +181,9 @@ class Journal:
                 False, or its definition differs from ``create``'s (naming what differs).
             StudyInUseError: A live run elsewhere holds the study (open it ``read_only``).
         """
-        journal = cls(storage, name, read_only=read_only)
-        journal._catch_up()
-        if journal._state.n_events == 0 and journal._end == 0:
+        opened = cls(storage, name, read_only=read_only)
+        opened._catch_up()
+        if opened._state.n_events == 0 and opened._end == 0:
             if create is None:
                 raise ValueError(
                     f"name: no study {name!r} in {storage!r}; it has {storage.studies()}"
@@ -191,10 +191,10 @@ class Journal:
             if read_only:
                 raise ValueError(f"read_only: there is no study {name!r} to look at")
             try:
-                journal._append([create])
-                return journal
+                opened._append([create])
+                return opened
             except JournalConflictError:  # created elsewhere at the same moment
-                journal._catch_up()
+                opened._catch_up()
                 if not exist_ok:
                     raise ValueError(
                         f"name: a study {name!r} was just created in {storage!r} by another "
@@ -205,9 +205,9 @@ class Journal:
                 f"name: a study {name!r} already exists in {storage!r}; "
                 f"use Study.load({name!r}, storage) or load_if_exists=True"
             )
-        state = journal._state
+        state = opened._state
         if state.space is None:
-            raise ValueError(f"study {name!r} has no study_created event in its journal")
+            raise ValueError(f"study {name!r} has no study_created event in its opened")
         if create is not None:
             for attr, want in (
                 ("space", create.space),
@@ -221,8 +221,8 @@ class Journal:
                         f"{attr}: the stored study {name!r} has {shown!r}, not {want!r}"
                     )
         if not read_only:
-            journal._recover()
-        return journal
+            opened._recover()
+        return opened
 
     def _in_use(self, lease: Lease) -> StudyInUseError:
         with self._lock:
@@ -258,9 +258,9 @@ class Journal:
         (their ``tell`` may come yet)."""
         key = (getattr(self.storage, "path", id(self.storage)), self.name)
         live: set[int] = set()
-        for journal in list(_journals):
-            if (getattr(journal.storage, "path", id(journal.storage)), journal.name) == key:
-                live |= journal._asked_here
+        for other in list(_journals):
+            if (getattr(other.storage, "path", id(other.storage)), other.name) == key:
+                live |= other._asked_here
         return live
 
     @staticmethod
