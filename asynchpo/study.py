@@ -165,6 +165,8 @@ class Study:
             StudyInUseError: Another live run drives the study (and ``read_only`` is False):
                 it is never taken over by accident.
         """
+        if read_only not in (True, False):
+            raise ValueError(f"read_only must be True or False, got {read_only!r}")
         sampler = cls._check_sampler(sampler)
         journal = Journal.open(get_storage(storage), name, read_only=read_only)
         study = cls.__new__(cls)

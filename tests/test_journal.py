@@ -81,6 +81,8 @@ def test_loading_a_study_that_runs_in_this_kernel_neither_takes_it_over_nor_brea
         ah.Study.load("s", storage=path)
     with pytest.raises(ah.StudyInUseError, match="being run"):
         ah.Study(SPACE, storage=path, name="s", load_if_exists=True)
+    with pytest.raises(ValueError, match="read_only must be True or False"):
+        ah.Study.load("s", storage=path, read_only="yes")
     look = ah.Study.load("s", storage=path, read_only=True)
     assert look.read_only and len(look.get_trials(["running"])) == 3
     with pytest.raises(ah.StudyInUseError, match="read-only"):
