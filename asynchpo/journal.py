@@ -35,6 +35,7 @@ from asynchpo.events import (
     TrialInterrupted,
 )
 from asynchpo.samplers._base import History
+from asynchpo.space import Space
 from asynchpo.storage import BaseStorage, JournalConflictError, Lease
 
 __all__ = ["LEASE_SECONDS", "Journal", "StudyInUseError"]
@@ -114,7 +115,7 @@ def lease_alive(lease: Lease, now: float | None = None) -> bool:
     if lease.host == socket.gethostname():
         if lease.pid == os.getpid():
             with _held_lock:
-                return lease.holder in _held or lease.holder in _lost
+                return lease.holder in _held
         if not _pid_alive(lease.pid):
             return False
     return lease.expires > (time.time() if now is None else now)
@@ -313,8 +314,9 @@ class Journal:
             return read(self._state)
 
     @property
-    def space(self) -> Any:
+    def space(self) -> Space:
         """The study's space (fixed once the study exists)."""
+        assert self._state.space is not None, "a journal is opened on an existing study"
         return self._state.space
 
     def refresh(self) -> None:
@@ -416,11 +418,7 @@ class Journal:
         Raises:
             StudyInUseError: This journal is read-only.
         """
-        if self.read_only:
-            raise StudyInUseError(
-                f"study {self.name!r} was opened read-only (to look at it while another "
-                "run holds it); open it again without read_only=True once that run ended"
-            )
+        self._writable()
         with self._lock:
             for _ in range(_MAX_RETRIES):
                 events = list(make(self._state))
@@ -433,6 +431,13 @@ class Journal:
                     self._catch_up()
             raise JournalConflictError(
                 f"study {self.name!r}: {_MAX_RETRIES} appends in a row lost to other writers"
+            )
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StudyInUseError(
+                f"study {self.name!r} was opened read-only (to look at it while another "
+                "run holds it); open it again without read_only=True once that run ended"
             )
 
     def record(self, *events: Event) -> None:
@@ -490,8 +495,7 @@ class Journal:
             StudyInUseError: Another live run holds the study.
             RuntimeError: This journal drives a run already.
         """
-        if self.read_only:
-            self.write(lambda _: [])  # raises the read-only error
+        self._writable()
         holder = uuid.uuid4().hex
         lease = Lease(holder, os.getpid(), socket.gethostname(), time.time() + LEASE_SECONDS)
         with self._lock:

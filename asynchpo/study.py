@@ -193,8 +193,7 @@ class Study:
     @property
     def space(self) -> Space:
         """The search space."""
-        space: Space = self._journal.space
-        return space
+        return self._journal.space
 
     @property
     def objective(self) -> str:

@@ -149,28 +149,28 @@ def test_every_way_of_opening_recovers_a_killed_driver(tmp_path, how):
     assert all(t.state is ah.TrialState.COMPLETE for t in study.trials)
 
 
-class _Slow(Backend):
-    """Trials that never end (until cancelled): a run stopped with cancel_running."""
-
-    loop = None
+class _Scripted(Backend):
+    """A backend whose ``submit`` queues the messages the test scripts for each job."""
 
     def __init__(self):
-        self.submitted = []
         self.out = []
-
-    def submit(self, job):
-        self.submitted.append(job.number)
-        self.out.append(Started(job.number, job.attempt, "w0"))
 
     async def wait(self, deadline):
         import asyncio
 
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.005)
         out, self.out = self.out, []
         return out
 
     def cancel(self, number, hung=False):
         pass
+
+
+class _Slow(_Scripted):
+    """Trials that start and never end (until cancelled): a run stopped with cancel_running."""
+
+    def submit(self, job):
+        self.out.append(Started(job.number, job.attempt, "w0"))
 
 
 def test_a_local_backend_can_be_reused_after_a_cancelled_trial():
@@ -238,12 +238,12 @@ def test_the_progress_line_counts_a_retried_trial_once():
     assert line.startswith("s: 0/2 done | 1 running")
 
 
-class _LosesFirstAttempts(Backend):
+class _LosesFirstAttempts(_Scripted):
     """Each trial's first submission in a run is lost (its worker died); then it runs."""
 
     def __init__(self):
+        super().__init__()
         self.seen: set[int] = set()
-        self.out: list = []
 
     def submit(self, job):
         if job.number not in self.seen:
@@ -253,16 +253,6 @@ class _LosesFirstAttempts(Backend):
             self.out.append(
                 Finished(job.number, job.attempt, "ok", values={"value": job.params["x"]})
             )
-
-    async def wait(self, deadline):
-        import asyncio
-
-        await asyncio.sleep(0.001)
-        out, self.out = self.out, []
-        return out
-
-    def cancel(self, number, hung=False):
-        pass
 
 
 def test_interruptions_do_not_spend_the_retries_of_lost_workers():
@@ -286,18 +276,9 @@ def test_interruptions_do_not_spend_the_retries_of_lost_workers():
     assert trial.attempts == 4  # two interrupted, one lost, one that ran
 
 
-class _BrokenSubmit(Backend):
+class _BrokenSubmit(_Scripted):
     def submit(self, job):
         raise RuntimeError("the cluster went away")
-
-    async def wait(self, deadline):
-        import asyncio
-
-        await asyncio.sleep(0.001)
-        return []
-
-    def cancel(self, number, hung=False):
-        pass
 
 
 def test_trials_asked_but_never_submitted_are_run_next_time():
