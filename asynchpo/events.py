@@ -37,6 +37,7 @@ __all__ = [
     "TrialReported",
     "TrialRetried",
     "TrialStarted",
+    "decode_record",
     "event_from_dict",
     "fold",
 ]
@@ -78,6 +79,25 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     if kind not in _KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
     return _KINDS[kind](**data)
+
+
+def decode_record(payload: str | bytes) -> Event:
+    """The event a stored record holds.
+
+    Raises:
+        ValueError: For anything that is not a valid event, whatever is wrong with it (its
+            encoding, its JSON, its size, a field's type or value); never another error.
+    """
+    try:
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8")
+        if not isinstance(payload, str):
+            raise ValueError(f"a record is text, not {type(payload).__name__}")
+        return event_from_dict(json.loads(payload))
+    except ValueError:
+        raise
+    except (TypeError, KeyError, RecursionError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asynchpo._limits import MAX_ATTEMPTS
 from asynchpo.events import (
     Event,
     StudyState,
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 
 FORMAT = 1  # bumped when the layout changes
 _TRIAL_VARS = ("state", "failure", "error_message", "worker", "attempts", "asked", "start", "end")
-
-
-#: The most attempts one trial may have in an imported Dataset.
-MAX_ATTEMPTS = 10_000
 
 
 def _xarray() -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -113,7 +112,7 @@ class SQLiteStorage(BaseStorage):
                 raise
 
     def records(self, study: str, start: int = 0) -> Records:
-        from asynchpo.events import event_from_dict  # events fold into a state that warns
+        from asynchpo.events import decode_record  # events fold into a state that warns
 
         with self._lock:
             rows = self._conn.execute(
@@ -126,7 +125,7 @@ class SQLiteStorage(BaseStorage):
             try:
                 if not isinstance(payload, str) or zlib.crc32(payload.encode()) != crc:
                     raise ValueError("checksum mismatch")
-                events.append(event_from_dict(json.loads(payload)))
+                events.append(decode_record(payload))
             except (ValueError, TypeError) as exc:
                 where = "last record" if seq == rows[-1][0] else "record"
                 line = f"{where} {seq} is torn or corrupt ({exc})"
