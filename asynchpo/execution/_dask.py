@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dask.utils import format_bytes
 from distributed import Adaptive, Client, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from asynchpo._checks import positive_int
 from asynchpo._report import TrialContext, run_trial
-from asynchpo.execution._backend import Finished, Job, QueueBackend, Reported, Started
+from asynchpo.execution._backend import Finished, Job, Message, QueueBackend, Reported, Started
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +176,7 @@ class DaskBackend(QueueBackend):
         self._pump: asyncio.Task[None] | None = None
         self._mender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._held: dict[int, list[Message]] = {}  # a trial's messages while its loss is explained
 
     async def default_concurrency(self) -> int:
         if self.adapt is not None:
@@ -210,10 +213,57 @@ class DaskBackend(QueueBackend):
         if number not in self._by_number:
             return  # a late message from an attempt that is over
         if msg.get("kind") == "started":
+            before = self._worker_of.get(number)
             self._worker_of[number] = msg["worker"]
-            self._queue.put_nowait(Started(number, msg["attempt"], msg["worker"]))
+            started = Started(number, msg["attempt"], msg["worker"])
+            if before is not None and before != msg["worker"]:  # dask ran it again elsewhere
+                self._explain(started, before)
+            else:
+                self._put(started)
         elif msg.get("kind") == "report":
-            self._queue.put_nowait(Reported(number, msg["step"], msg["metrics"], msg["seq"]))
+            self._put(Reported(number, msg["step"], msg["metrics"], msg["seq"]))
+
+    def _put(self, msg: Message) -> None:
+        assert self._queue is not None
+        held = self._held.get(msg.number)
+        if held is not None:
+            held.append(msg)
+        else:
+            self._queue.put_nowait(msg)
+
+    def _explain(self, msg: Started | Finished, worker: str | None) -> None:
+        """Pass ``msg`` on once dask said why ``worker`` went away, holding the trial's later
+        messages back meanwhile so that they keep their order."""
+        self._held.setdefault(msg.number, [])
+        self._spawn(self._explained(msg, worker))
+
+    async def _explained(self, msg: Started | Finished, worker: str | None) -> None:
+        try:
+            cause = await self._loss_cause(worker)
+            if cause and isinstance(msg, Started):
+                msg = dataclasses.replace(msg, lost=cause)
+            elif cause and isinstance(msg, Finished):
+                msg = dataclasses.replace(msg, error=f"{cause}; {msg.error}")
+        finally:
+            held = self._held.pop(msg.number, [])
+            for m in [msg, *held]:
+                self._put(m)
+
+    async def _loss_cause(self, worker: str | None) -> str:
+        """Why dask lost ``worker``, where its nanny said so (its memory limit); else ""."""
+        scheduler = self.client.scheduler
+        if worker is None or scheduler is None:
+            return ""
+        try:
+            events = await scheduler.events(topic="worker-restart-memory")
+        except Exception:  # the explanation is a courtesy: the loss is recorded either way
+            return ""
+        for _, event in reversed(events):
+            if isinstance(event, dict) and event.get("worker") == worker:
+                rss = event.get("rss")
+                used = f" ({format_bytes(rss)} in use)" if isinstance(rss, int) else ""
+                return f"it went past its memory limit{used} and its nanny restarted it"
+        return ""
 
     def submit(self, job: Job) -> None:
         key = f"{self._prefix}-trial-{job.number}-{job.attempt}-{self._run}"
@@ -237,19 +287,20 @@ class DaskBackend(QueueBackend):
         number, attempt = info
         self._by_number.pop(number, None)
         worker = self._worker_of.pop(number, None)
-        assert self._queue is not None
         if future.status == "finished":
             out = result
             msg = Finished.from_run(number, attempt, out, out.get("worker", worker))
         elif future.status == "error":
             exc = result[1] if isinstance(result, tuple) else result
-            status = "lost" if isinstance(exc, KilledWorker) else "error"
-            msg = Finished(
-                number, attempt, status, error=f"{type(exc).__name__}: {exc}", worker=worker
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, KilledWorker):
+                last = getattr(exc.last_worker, "address", worker)
+                self._explain(Finished(number, attempt, "lost", error=error, worker=last), last)
+                return
+            msg = Finished(number, attempt, "error", error=error, worker=worker)
         else:  # cancelled by the cluster (a restart, a closed client): the work was lost
             msg = Finished(number, attempt, "lost", error=f"future {future.status}", worker=worker)
-        self._queue.put_nowait(msg)
+        self._put(msg)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

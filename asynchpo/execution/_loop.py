@@ -282,18 +282,22 @@ class Driver:
         if isinstance(msg, (Started, Finished)) and msg.attempt != self._running[msg.number]:
             return  # from a submission that was replaced
         if isinstance(msg, Started):
-            self._on_started(msg.number, msg.worker)
+            self._on_started(msg.number, msg.worker, lost=msg.lost)
         elif isinstance(msg, Reported):
             self._on_report(msg.number, msg.step, msg.metrics, msg.seq)
         elif isinstance(msg, Finished):
             self._on_finished(msg)
 
-    def _on_started(self, number: int, worker: str | None, at: float | None = None) -> None:
+    def _on_started(
+        self, number: int, worker: str | None, at: float | None = None, lost: str = ""
+    ) -> None:
         now = self.backend.now()
         if number in self._started:
             # dask ran the task again: the worker of the last execution died
             self._flush()
-            lost, losses = self._worker.get(number), self._losses(number)
+            losses = self._losses(number)
+            why = f"; {lost}" if lost else ""
+            lost = f"{self._worker.get(number)}"
             if losses >= self.config.max_retries:
                 self.backend.cancel(number)
                 self._finish(
@@ -302,11 +306,12 @@ class Driver:
                         time=now,
                         number=number,
                         failure=Failure.WORKER_LOST.value,
-                        reason=f"its worker was lost on all {losses + 1} attempts (last: {lost})",
+                        reason=f"its worker was lost on all {losses + 1} attempts "
+                        f"(last: {lost}{why})",
                     ),
                 )
                 return
-            self._retry_lost(number, now, f"worker {lost} was lost")
+            self._retry_lost(number, now, f"worker {lost} was lost{why}")
         self._started[number] = now
         self._attempts[number] += 1
         self._worker[number] = worker

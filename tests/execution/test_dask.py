@@ -251,3 +251,37 @@ def test_a_worker_that_goes_away_for_good_is_started_anew():
         workers = {t.worker for t in study.get_trials(["complete"])}
     assert len(study.get_trials(["complete"])) == 12
     assert workers - first, "no trial ran on a replacement worker"
+
+
+@pytest.mark.parametrize("allowed_failures", [0, 3])
+def test_a_worker_killed_for_its_memory_says_so(allowed_failures):
+    # 0: dask gives up at once (KilledWorker); 3: dask runs the task again on a new worker
+    def objective(p):
+        if p["k"] == 3 and p["x"] == 1.0:
+            hog = []
+            for _ in range(200):  # up to 4 GiB, well past the worker's limit
+                hog.append(bytearray(20 << 20))
+                time.sleep(0.02)
+        return (p["x"] - 1) ** 2 + p["k"]
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="1GiB",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        study = ah.Study(SPACE, sampler=GRID)
+        study.optimize(objective, n_trials=8, client=c, max_retries=1, progress=False)
+    bad = next(t for t in study.trials if t.params == {"x": 1.0, "k": 3})
+    assert bad.failure is Failure.WORKER_LOST
+    assert "memory limit" in bad.error, bad.error
+    retried = [e for e in study.storage.read(study.name) if isinstance(e, TrialRetried)]
+    assert [e.number for e in retried] == [bad.number]
+    assert "memory limit" in retried[0].reason, retried[0].reason
+    others = [t for t in study.trials if t is not bad]
+    assert all(t.state is ah.TrialState.COMPLETE for t in others) and len(others) == 7
