@@ -23,11 +23,13 @@ class Job:
 
 @dataclass(frozen=True)
 class Started:
-    """An attempt began executing on ``worker``."""
+    """An attempt began executing on ``worker``; ``lost`` says why the worker of its last
+    execution went away, when the backend knows (a rerun after a worker died)."""
 
     number: int
     attempt: int
     worker: str | None
+    lost: str = ""
 
 
 @dataclass(frozen=True)
