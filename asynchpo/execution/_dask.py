@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import re
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,25 +37,71 @@ logger = logging.getLogger(__name__)
 START_NOTICE_DELAY = 0.05
 
 
+class _Announcer:
+    """Tells the driver about the trials of one worker that run longer than
+    START_NOTICE_DELAY, from one timer on the worker's event loop: a trial costs the loop
+    nothing when it starts (no call from the trial's thread while the timer runs), and a
+    short one is never announced at all."""
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[str, dict[str, Any], float]] = {}
+        self._ticking = False
+        self._tokens = itertools.count()
+
+    def begin(self, topic: str, job: Job) -> int:
+        msg = {"kind": "started", "number": job.number, "attempt": job.attempt}
+        msg["worker"] = self.worker.address
+        with self._lock:
+            token = next(self._tokens)
+            self._running[token] = (topic, msg, time.monotonic() + START_NOTICE_DELAY)
+            start, self._ticking = not self._ticking, True
+        if start:  # the timer runs while trials do; the first one after a pause restarts it
+            self.worker.loop.add_callback(self._tick)
+        return token
+
+    def end(self, token: int) -> None:
+        with self._lock:
+            self._running.pop(token, None)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [t for t, (*_, when) in self._running.items() if when <= now]
+            announce = [self._running.pop(t) for t in due]
+            self._ticking = bool(self._running)
+        for topic, msg, _ in announce:
+            self.worker.log_event(topic, msg)
+        if self._ticking:
+            self.worker.loop.call_later(START_NOTICE_DELAY / 4, self._tick)
+
+
+_announcers: weakref.WeakKeyDictionary[Any, _Announcer] = weakref.WeakKeyDictionary()
+_announcers_lock = threading.Lock()
+
+
+def _announcer(worker: Any) -> _Announcer:
+    with _announcers_lock:
+        if worker not in _announcers:
+            _announcers[worker] = _Announcer(worker)
+        return _announcers[worker]
+
+
 def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
     """Executed on a worker: run the trial, announce it if it lasts, stream its reports."""
     worker = get_worker()
-    finished = False
 
     def send(msg: dict[str, Any]) -> None:
         worker.log_event(topic, {"kind": "report", **msg})
 
-    def announce() -> None:
-        if not finished:
-            msg = {"number": job.number, "attempt": job.attempt, "worker": worker.address}
-            worker.log_event(topic, {"kind": "started", **msg})
-
-    worker.loop.add_callback(worker.loop.call_later, START_NOTICE_DELAY, announce)
+    announcer = _announcer(worker)
+    token = announcer.begin(topic, job)
     try:
         ctx = TrialContext(job.number, job.attempt, send)
         out = run_trial(job.objective, job.params, job.objective_name, ctx)
     finally:
-        finished = True
+        announcer.end(token)
     out["worker"] = worker.address
     return out
 
@@ -346,3 +396,33 @@ class DaskBackend(QueueBackend):
             cluster.scale(0)
         except Exception as error:  # the study's results are safe; say so and go on
             logger.warning("asynchpo: giving the cluster's workers back failed: %r", error)
+
+    def check_objective(self, objective: Callable[[dict[str, Any]], Any]) -> None:
+        """Refuse, before any trial is asked, an objective dask cannot send to its workers.
+
+        It is serialized as dask serializes each trial's task (pickle, else cloudpickle, with
+        dask's own serializers), so that one closing over a lock, a generator or an open
+        connection is named here, not after trials were asked.
+        """
+        import threading
+
+        from distributed.protocol import pickle as dask_pickle
+
+        me = threading.get_ident()
+
+        def not_here(record: logging.LogRecord) -> bool:  # raised below, not logged too
+            return record.thread != me
+
+        log = logging.getLogger(dask_pickle.__name__)
+        log.addFilter(not_here)
+        try:
+            dask_pickle.dumps(objective)
+        except Exception as exc:
+            name = getattr(objective, "__qualname__", None) or type(objective).__name__
+            raise TypeError(
+                f"objective: dask cannot send {name!r} to its workers ({type(exc).__name__}: "
+                f"{exc}); create what it uses that cannot be pickled (a lock, a generator, an "
+                "open file or connection) inside the function"
+            ) from exc
+        finally:
+            log.removeFilter(not_here)

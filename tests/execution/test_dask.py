@@ -285,3 +285,25 @@ def test_a_worker_killed_for_its_memory_says_so(allowed_failures):
     assert "memory limit" in retried[0].reason, retried[0].reason
     others = [t for t in study.trials if t is not bad]
     assert all(t.state is ah.TrialState.COMPLETE for t in others) and len(others) == 7
+
+
+def test_an_objective_that_raises_systemexit_fails_its_trial_and_keeps_its_worker(client):
+    def objective(p):
+        if p["k"] == 3:
+            raise SystemExit(f"exit from trial with x={p['x']}")
+        if p["k"] == 2:
+            raise KeyboardInterrupt
+        return {"loss": p["x"], "pid": os.getpid()}
+
+    pids = set(client.run(os.getpid).values())
+    study = ah.Study(SPACE, objective="loss", sampler=GRID)
+    study.optimize(objective, n_trials=8, client=client, progress=False)
+    failed = study.get_trials(["failed"])
+    assert sorted(t.params["k"] for t in failed) == [2, 2, 3, 3]
+    assert all(t.failure is Failure.ERROR and t.attempts == 1 for t in failed)
+    assert all(
+        ("SystemExit" if t.params["k"] == 3 else "KeyboardInterrupt") in t.error for t in failed
+    )
+    assert not [e for e in study.storage.read(study.name) if isinstance(e, TrialRetried)]
+    assert set(client.run(os.getpid).values()) == pids  # no worker died
+    assert {t.values["pid"] for t in study.get_trials(["complete"])} <= pids

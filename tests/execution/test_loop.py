@@ -91,3 +91,25 @@ def test_a_trial_stopped_before_it_was_handed_to_a_worker_never_runs():
     first = study.trials[0]
     assert first.state is ah.TrialState.FAILED and first.failure is ah.Failure.CANCELLED
     assert first.params["x"] not in ran and len(ran) == 2
+
+
+def _exits(p):
+    if p["x"] < 0.5:
+        raise SystemExit("the objective called sys.exit")
+    if p["x"] < 0.7:
+        raise KeyboardInterrupt
+    return p["x"]
+
+
+def test_an_objective_that_raises_systemexit_or_keyboardinterrupt_fails_its_trial_only():
+    for backend in (None, ah.SimulatedBackend(n_workers=2, seed=0)):
+        study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=1))
+        study.optimize(_exits, n_trials=12, backend=backend, progress=False)
+        assert len(study.trials) == 12
+        for t in study.trials:
+            if t.params["x"] < 0.7:
+                assert t.state is ah.TrialState.FAILED and t.failure is ah.Failure.ERROR
+                word = "SystemExit" if t.params["x"] < 0.5 else "KeyboardInterrupt"
+                assert word in t.error, t.error
+            else:
+                assert t.state is ah.TrialState.COMPLETE
