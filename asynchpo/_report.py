@@ -8,6 +8,8 @@ travels back, and collects the intermediate reports it made.
 from __future__ import annotations
 
 import contextvars
+import itertools
+import json
 import math
 import numbers
 import time
@@ -16,11 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asynchpo._checks import is_integer
+from asynchpo._checks import is_integer, short
+from asynchpo._limits import MAX_PARAMS, MAX_RECORD_BYTES, MAX_STRING
 
 __all__ = ["Pruned", "interpret_result", "report", "run_trial"]
 
-_JSON_SCALARS = (str, bool, type(None))
+#: Room kept in a record for what goes around a result's metrics (its kind, trial, time).
+_ENVELOPE = 1024
 
 
 class Pruned(Exception):  # noqa: N818 - the name users raise and catch
@@ -42,14 +46,73 @@ _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
 )
 
 
+def _is_bool(value: Any) -> bool:
+    """True for ``bool``, NumPy's ``bool_``, and 0-d arrays or tensors of booleans."""
+    if isinstance(value, bool):
+        return True
+    return str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
+
+
 def _metric(name: str, value: Any) -> Any:
-    """A JSON-ready metric value, or ``TypeError`` naming the metric."""
-    if isinstance(value, _JSON_SCALARS):
-        return value
+    """A JSON-ready metric value: a finite float (None for a non-finite one), a str of at
+    most ``MAX_STRING`` characters, a bool, or None; else ``TypeError`` or ``ValueError``
+    naming the metric."""
+    if value is None:
+        return None
+    if _is_bool(value):
+        if tuple(getattr(value, "shape", ())) != ():
+            raise TypeError(f"metric {name!r} is an array of shape {tuple(value.shape)}")
+        return bool(value)
+    if isinstance(value, str):
+        text = str.__str__(value)
+        if len(text) > MAX_STRING:
+            raise ValueError(
+                f"metric {name!r} is a string of {len(text)} characters, over {MAX_STRING}"
+            )
+        return text
+    if isinstance(value, (bytes, Mapping, list, tuple, set)):
+        raise TypeError(
+            f"metric {name!r} has type {type(value).__name__}; give a number, a string, a bool "
+            "or None (not a container)"
+        )
     if isinstance(value, numbers.Real) or hasattr(value, "__float__"):
-        x = float(value)
+        shape = tuple(getattr(value, "shape", ()))
+        if shape:
+            raise TypeError(
+                f"metric {name!r} is an array of shape {shape}; give a number (e.g. its mean)"
+            )
+        try:
+            x = float(value)
+        except OverflowError:  # an int beyond the range of a float
+            return None
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metric {name!r}: {short(value)} is not a number ({exc})") from None
         return x if math.isfinite(x) else None
-    raise TypeError(f"metric {name!r} has type {type(value).__name__}; give a number or a string")
+    raise TypeError(
+        f"metric {name!r} has type {type(value).__name__}; give a number, a string, a bool or None"
+    )
+
+
+def _metrics(metrics: Mapping[Any, Any]) -> dict[str, Any]:
+    """Metrics as a record holds them, or ``TypeError``/``ValueError`` saying what is wrong:
+    at most ``MAX_PARAMS`` of them, str names of at most ``MAX_STRING`` characters, values
+    as :func:`_metric` takes them, all of it within a record's size."""
+    if len(metrics) > MAX_PARAMS:
+        raise ValueError(f"{len(metrics)} metrics, over {MAX_PARAMS}")
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if not isinstance(k, str):
+            raise TypeError(f"metric names must be strings, got {short(k)}")
+        if len(k) > MAX_STRING:
+            raise ValueError(f"metric name {short(k)} has {len(k)} characters, over {MAX_STRING}")
+        out[str.__str__(k)] = _metric(k, v)
+    size = len(json.dumps(out, separators=(",", ":")))
+    if size > MAX_RECORD_BYTES - _ENVELOPE:
+        raise ValueError(
+            f"the metrics take {size} bytes of JSON, more than the "
+            f"{MAX_RECORD_BYTES - _ENVELOPE} a record holds for them"
+        )
+    return out
 
 
 def report(step: int, **metrics: Any) -> None:
@@ -75,10 +138,14 @@ def report(step: int, **metrics: Any) -> None:
         raise TypeError(f"report: step must be an integer, got {step!r}")
     if not metrics:
         raise ValueError("report: give at least one metric, e.g. report(step, loss=0.3)")
+    try:
+        checked = _metrics(metrics)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"report: {exc}") from None
     msg = {
         "number": ctx.number,
         "step": int(step),
-        "metrics": {k: _metric(k, v) for k, v in metrics.items()},
+        "metrics": checked,
         "seq": len(ctx.reports),
         "time": time.time(),
     }
@@ -91,30 +158,32 @@ def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None
     """Metrics from what an objective returned, or why it is not a valid result.
 
     A number is the objective's value; a mapping holds metrics, ``objective`` among them. The
-    objective's value must be a finite number; other metrics may be numbers (non-finite ones
-    are stored as None), strings, bools or None.
+    objective's value must be a finite number (a bool, of any kind, is not one); other
+    metrics may be numbers (non-finite ones are stored as None), strings, bools or None,
+    within the limits of ``asynchpo._limits`` (``MAX_PARAMS`` metrics, names and strings of
+    ``MAX_STRING`` characters, one record's size).
 
     Returns:
         ``(values, None)`` for a valid result, ``(None, reason)`` otherwise.
     """
     if isinstance(result, Mapping):
         if objective not in result:
-            return None, (
-                f"the objective returned a dict without {objective!r} "
-                f"(keys: {sorted(map(str, result))})"
-            )
-        raw, values = result[objective], {}
+            keys = [short(k, 40) for k in itertools.islice(result, 10)]
+            return None, f"the objective returned a dict without {objective!r} (keys: {keys})"
+        raw = result[objective]
         try:
-            for k, v in result.items():
-                if not isinstance(k, str):
-                    return None, f"metric names must be strings, got {k!r}"
-                values[k] = _metric(k, v)
+            values = _metrics(result)
         except (TypeError, ValueError) as exc:
             return None, str(exc)
     else:
         raw, values = result, {}
+    if _is_bool(raw):
+        return None, (
+            f"the objective returned bool ({short(raw)}) for {objective!r}; "
+            "return a number or a dict of metrics"
+        )
     if (
-        isinstance(raw, (str, bytes, bool))
+        isinstance(raw, (str, bytes))
         or raw is None
         or not (isinstance(raw, numbers.Real) or hasattr(raw, "__float__"))
     ):
@@ -125,7 +194,7 @@ def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None
     try:
         value = float(raw)
     except (TypeError, ValueError, OverflowError) as exc:
-        return None, f"the objective's value {raw!r} is not a number ({exc})"
+        return None, f"the objective's value {short(raw)} is not a number ({exc})"
     if not math.isfinite(value):
         return None, f"the objective returned {value} for {objective!r}"
     values[objective] = value

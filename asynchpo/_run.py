@@ -9,8 +9,11 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from asynchpo._checks import find_trial
+
 if TYPE_CHECKING:
     from asynchpo.execution import Driver
+    from asynchpo.trial import Trial
 
 logger = logging.getLogger("asynchpo")
 
@@ -102,8 +105,14 @@ class Run:
         interrupted (the next ``optimize`` runs them again). Returns at once."""
         self._driver.request_stop(cancel_running=cancel_running, reason=reason)
 
-    def stop_trial(self, number: int) -> None:
-        """Stop one running trial; it is recorded as failed (``cancelled``). Returns at once."""
+    def stop_trial(self, trial: Trial | int) -> None:
+        """Stop one running trial; it is recorded as failed (``cancelled``). Returns at once.
+
+        Raises:
+            ValueError: The study has no such trial (``trial`` is a number, or a trial of
+                this study).
+        """
+        number = self._driver.journal.query(lambda s: find_trial(s, self.name, "trial", trial))
         self._driver.request_cancel(number)
 
     def __repr__(self) -> str:

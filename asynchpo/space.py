@@ -8,18 +8,60 @@ draw in the cube is a uniform draw over the values and ``decode(encode(x)) == x`
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
 
-from asynchpo._checks import is_integer, is_real
+from asynchpo._checks import finite_float, is_integer, is_real, short
+from asynchpo._limits import MAX_CHOICES, MAX_PARAMS, MAX_RECORD_BYTES, MAX_STRING
 
 __all__ = ["Categorical", "Distribution", "Float", "Int", "Space"]
 
-_SCALARS = (str, int, float, bool, type(None))
+#: The largest magnitude of an ``Int`` bound (and of a ``Float`` grid's number of values):
+#: integers up to it are exact as floats, so each value keeps a unit-cube coordinate of its own.
+MAX_EXACT = 2**53
+#: The range of an int choice of a categorical: what a 64-bit integer holds.
+_INT64 = 2**63
+
+
+def plain_scalar(value: Any) -> Any:
+    """``value`` as a plain JSON scalar (str, int, finite float, bool or None).
+
+    NumPy scalars become Python ones, subclasses of str, int and float (``np.str_``,
+    ``np.float64``, enums) their base type, so that a value is stored, compared and read
+    back as what it is.
+
+    Raises:
+        TypeError: ``value`` is not such a scalar (the message shows it and its type).
+        ValueError: It is a string longer than ``MAX_STRING``, a float that is not finite,
+            or an int beyond 64 bits.
+    """
+    if value is None or type(value) is bool:
+        return value
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        value = value.item()
+        if type(value) is bool:
+            return value
+    if isinstance(value, str):
+        text = str.__str__(value)
+        if len(text) > MAX_STRING:
+            raise ValueError(f"a string of {len(text)} characters, over {MAX_STRING}")
+        return text
+    if isinstance(value, int):  # bool was handled first
+        number = int.__int__(value)
+        if not -_INT64 <= number < _INT64:
+            raise ValueError(f"an int beyond 64 bits ({short(number)})")
+        return number
+    if isinstance(value, float):
+        x = float.__float__(value)
+        if not math.isfinite(x):
+            raise ValueError(f"a float that is not finite ({x!r})")
+        return x
+    raise TypeError(f"{short(value)} (a {type(value).__name__})")
 
 
 class Distribution(ABC):
@@ -47,16 +89,31 @@ class Distribution(ABC):
 
     @staticmethod
     def from_spec(spec: Mapping[str, Any]) -> Distribution:
-        """Rebuild a distribution from :meth:`to_spec` output."""
+        """Rebuild a distribution from :meth:`to_spec` output.
+
+        The spec may come from a file: anything wrong with it raises ``ValueError`` (never
+        another error), saying what.
+        """
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"a distribution is a JSON object, got {short(spec)}")
         kind = spec.get("type")
-        args = {k: v for k, v in spec.items() if k != "type"}
-        if kind == "float":
-            return Float(**args)
-        if kind == "int":
-            return Int(**args)
-        if kind == "categorical":
-            return Categorical(**args)
-        raise ValueError(f"unknown distribution type {kind!r} in spec {dict(spec)!r}")
+        known = _KINDS.get(kind) if isinstance(kind, str) else None
+        if known is None:
+            raise ValueError(f"unknown distribution type {short(kind)}")
+        cls, required, optional = known
+        extra = [k for k in spec if k != "type" and k not in required + optional]
+        if extra:
+            raise ValueError(f"{kind}: unknown field(s) {short(extra)}")
+        missing = [k for k in required if k not in spec]
+        if missing:
+            raise ValueError(f"{kind}: missing field(s) {missing}")
+        choices = spec.get("choices")
+        if isinstance(choices, Sized) and len(choices) > MAX_CHOICES:  # before reading them
+            raise ValueError(f"{kind}: {len(choices)} choices, over {MAX_CHOICES}")
+        try:
+            return cls(**{k: v for k, v in spec.items() if k != "type"})
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ValueError(str(exc)) from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Distribution) and self.to_spec() == other.to_spec()
@@ -69,13 +126,37 @@ class Distribution(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def _check_bounds(kind: str, low: Any, high: Any, check: Any) -> None:
-    for label, value in (("low", low), ("high", high)):
-        if not check(value) or (is_real(value) and not math.isfinite(value)):
-            want = "an integer" if kind == "Int" else "a finite number"
-            raise TypeError(f"{kind}: {label} must be {want}, got {value!r}")
+def _float_bound(label: str, value: Any) -> float:
+    if not is_real(value):
+        raise TypeError(f"Float: {label} must be a finite number, got {short(value)}")
+    x = finite_float(value)
+    if x is None:
+        raise ValueError(
+            f"Float: {label} must be a finite number (within the range of a float), "
+            f"got {short(value)}"
+        )
+    return x
+
+
+def _int_bound(label: str, value: Any) -> int:
+    if not is_integer(value):
+        raise TypeError(f"Int: {label} must be an integer, got {short(value)}")
+    if not -MAX_EXACT <= value <= MAX_EXACT:
+        raise ValueError(f"Int: {label} must be an integer within +-2**53, got {short(value)}")
+    return int(value)
+
+
+def _ordered(kind: str, low: float, high: float) -> None:
     if low >= high:
         raise ValueError(f"{kind}: low must be < high, got low={low!r}, high={high!r}")
+
+
+def _over(a: float, b: float, d: float) -> float:
+    """``(a - b) / d`` for finite floats, without overflowing where ``a - b`` would."""
+    diff = a - b
+    if math.isfinite(diff):
+        return diff / d
+    return (a / 2 - b / 2) / (d / 2)
 
 
 def _bin(u: float, n: int) -> int:
@@ -99,59 +180,78 @@ class Float(Distribution):
     """
 
     def __init__(self, low: float, high: float, log: bool = False, step: float | None = None):
-        _check_bounds("Float", low, high, is_real)
+        low, high = _float_bound("low", low), _float_bound("high", high)
+        _ordered("Float", low, high)
         if not isinstance(log, bool):
-            raise TypeError(f"Float: log must be True or False, got {log!r}")
+            raise TypeError(f"Float: log must be True or False, got {short(log)}")
         if log and low <= 0:
             raise ValueError(f"Float: log=True needs low > 0, got low={low!r}")
-        self.low, self.high, self.log = float(low), float(high), log
+        self.low, self.high, self.log = low, high, log
+        # high - low overflows for bounds wider than the largest float: then every formula
+        # goes through halves, or weighs the two bounds
+        self._wide = not math.isfinite(high - low)
         self.step: float | None = None
         self._n = 0
         if step is not None:
             if log:
                 raise ValueError("Float: step cannot be combined with log=True")
-            if not is_real(step) or not math.isfinite(step) or step <= 0:
-                raise ValueError(f"Float: step must be a finite number > 0, got {step!r}")
-            n = (self.high - self.low) / step
+            size = finite_float(step) if is_real(step) else None
+            if size is None or size <= 0:
+                raise ValueError(f"Float: step must be a finite number > 0, got {short(step)}")
+            n = _over(high, low, size)
+            if not n < MAX_EXACT:
+                raise ValueError(f"Float: step {size!r} makes more than 2**53 values")
             if abs(n - round(n)) > 1e-9 * max(1.0, n):
                 raise ValueError(
-                    f"Float: high - low ({self.high - self.low!r}) must be a multiple of "
-                    f"step ({step!r})"
+                    f"Float: high - low ({high - low!r}) must be a multiple of step ({size!r})"
                 )
-            self.step, self._n = float(step), round(n) + 1
+            self.step, self._n = size, round(n) + 1
         if log:
             self._a, self._b = math.log(self.low), math.log(self.high)
 
     def _value(self, k: int) -> float:
         assert self.step is not None
+        if self._wide:
+            return min(2 * (self.low / 2 + k * (self.step / 2)), self.high)
         return min(self.low + k * self.step, self.high)
 
     def encode(self, value: Any) -> float:
         if self.step is not None:
-            return float((round((value - self.low) / self.step) + 0.5) / self._n)
+            return float((round(_over(value, self.low, self.step)) + 0.5) / self._n)
         if self.log:
             return (math.log(value) - self._a) / (self._b - self._a)
+        if self._wide:
+            return float((value / 2 - self.low / 2) / (self.high / 2 - self.low / 2))
         return float((value - self.low) / (self.high - self.low))
 
     def decode(self, u: float) -> float:
         if self.step is not None:
             return self._value(_bin(u, self._n))
         u = min(max(float(u), 0.0), 1.0)
+        if u in (0.0, 1.0):  # the bounds themselves, whatever exp and log round to
+            return self.high if u else self.low
         if self.log:
-            x = math.exp(self._a + u * (self._b - self._a))
+            try:
+                x = math.exp(self._a + u * (self._b - self._a))
+            except OverflowError:  # rounding past the largest float, near u = 1
+                x = self.high
+        elif self._wide:
+            x = self.low * (1.0 - u) + self.high * u
         else:
             x = self.low + u * (self.high - self.low)
         return min(max(x, self.low), self.high)
 
     def check(self, name: str, value: Any) -> float:
-        if not is_real(value) or not math.isfinite(value):
-            raise ValueError(f"parameter {name!r} must be a finite number, got {value!r}")
+        x = finite_float(value) if is_real(value) else None
+        if x is None:
+            raise ValueError(f"parameter {name!r} must be a finite number, got {short(value)}")
+        value = x
         if not self.low <= value <= self.high:
             raise ValueError(
                 f"parameter {name!r}={value!r} is outside [{self.low!r}, {self.high!r}]"
             )
         if self.step is not None:
-            k = (value - self.low) / self.step
+            k = _over(value, self.low, self.step)
             if abs(k - round(k)) > 1e-9 * max(1.0, abs(k)):
                 raise ValueError(
                     f"parameter {name!r}={value!r} is not on the grid low + k * {self.step!r}"
@@ -190,11 +290,12 @@ class Int(Distribution):
     """
 
     def __init__(self, low: int, high: int, log: bool = False, step: int = 1):
-        _check_bounds("Int", low, high, is_integer)
+        low, high = _int_bound("low", low), _int_bound("high", high)
+        _ordered("Int", low, high)
         if not isinstance(log, bool):
-            raise TypeError(f"Int: log must be True or False, got {log!r}")
+            raise TypeError(f"Int: log must be True or False, got {short(log)}")
         if not is_integer(step) or step < 1:
-            raise ValueError(f"Int: step must be an integer >= 1, got {step!r}")
+            raise ValueError(f"Int: step must be an integer >= 1, got {short(step)}")
         if log and low < 1:
             raise ValueError(f"Int: log=True needs low >= 1, got low={low!r}")
         if log and step != 1:
@@ -220,12 +321,14 @@ class Int(Distribution):
 
     def check(self, name: str, value: Any) -> int:
         if not is_integer(value):
-            if is_real(value) and float(value).is_integer():
-                value = int(value)
-            else:
-                raise ValueError(f"parameter {name!r} must be an integer, got {value!r}")
+            x = finite_float(value) if is_real(value) else None
+            if x is None or not x.is_integer():
+                raise ValueError(f"parameter {name!r} must be an integer, got {short(value)}")
+            value = int(x)
         if not self.low <= value <= self.high:
-            raise ValueError(f"parameter {name!r}={value!r} is outside [{self.low}, {self.high}]")
+            raise ValueError(
+                f"parameter {name!r}={short(value)} is outside [{self.low}, {self.high}]"
+            )
         if (value - self.low) % self.step:
             raise ValueError(
                 f"parameter {name!r}={value!r} is not on the grid low + k * {self.step}"
@@ -251,28 +354,44 @@ class Int(Distribution):
 class Categorical(Distribution):
     """A choice among a list of JSON scalars (str, int, float, bool or None).
 
+    Choices are kept as plain JSON values (NumPy scalars and subclasses of str, int and
+    float become the plain type), so that they are stored and read back as they are; ``1``,
+    ``1.0`` and ``True`` are three distinct choices, as they are in JSON. A value is matched
+    to a choice the same way.
+
     Example:
         >>> Categorical(["relu", "gelu", "tanh"]).decode(0.5)
         'gelu'
     """
 
-    def __init__(self, choices: Sequence[Any]):
+    def __init__(self, choices: Sequence[Any] | np.ndarray):
+        if isinstance(choices, np.ndarray) and choices.ndim == 1:
+            choices = choices.tolist()
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
-            raise TypeError(f"Categorical: choices must be a list, got {choices!r}")
+            raise TypeError(f"Categorical: choices must be a list, got {short(choices)}")
         if len(choices) == 0:
             raise ValueError("Categorical: choices must not be empty")
-        keys = []
-        for c in choices:
-            if not isinstance(c, _SCALARS) or (isinstance(c, float) and not math.isfinite(c)):
-                raise TypeError(
-                    f"Categorical: each choice must be a str, int, finite float, bool or None, "
-                    f"got {c!r}"
+        if len(choices) > MAX_CHOICES:
+            raise ValueError(f"Categorical: {len(choices)} choices, over {MAX_CHOICES}")
+        plain: list[Any] = []
+        self._index: dict[tuple[str, Any], int] = {}
+        for i, c in enumerate(choices):
+            try:
+                value = plain_scalar(c)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(
+                    f"Categorical: each choice must be a str, int, finite float, bool or None; "
+                    f"choice {i} is {exc}"
+                ) from None
+            key = self._key(value)
+            if key in self._index:
+                raise ValueError(
+                    f"Categorical: choices must be distinct; choice {i} ({short(c)}) is "
+                    f"choice {self._index[key]} again"
                 )
-            keys.append(self._key(c))
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"Categorical: choices must be distinct, got {list(choices)!r}")
-        self.choices = list(choices)
-        self._index = {k: i for i, k in enumerate(keys)}
+            self._index[key] = i
+            plain.append(value)
+        self.choices = plain
 
     @staticmethod
     def _key(value: Any) -> tuple[str, Any]:
@@ -281,7 +400,11 @@ class Categorical(Distribution):
 
     def index(self, value: Any) -> int:
         """The position of ``value`` among the choices (``KeyError`` if absent)."""
-        return self._index[self._key(value)]
+        try:
+            key = self._key(plain_scalar(value))
+        except (TypeError, ValueError):
+            raise KeyError(value) from None
+        return self._index[key]
 
     def encode(self, value: Any) -> float:
         return (self.index(value) + 0.5) / len(self.choices)
@@ -290,17 +413,26 @@ class Categorical(Distribution):
         return self.choices[_bin(u, len(self.choices))]
 
     def check(self, name: str, value: Any) -> Any:
-        if isinstance(value, np.generic):
-            value = value.item()
-        if self._key(value) not in self._index:
-            raise ValueError(f"parameter {name!r}={value!r} is not one of {self.choices!r}")
-        return value
+        try:
+            return self.choices[self.index(value)]
+        except KeyError:
+            raise ValueError(
+                f"parameter {name!r}={short(value)} is not one of {short(self.choices)}"
+            ) from None
 
     def grid(self, n_points: int) -> list[Any]:
         return list(self.choices)
 
     def to_spec(self) -> dict[str, Any]:
         return {"type": "categorical", "choices": list(self.choices)}
+
+
+#: Each kind of distribution in a spec: its class, its required and its optional fields.
+_KINDS: dict[str, tuple[type[Distribution], tuple[str, ...], tuple[str, ...]]] = {
+    "float": (Float, ("low", "high"), ("log", "step")),
+    "int": (Int, ("low", "high"), ("log", "step")),
+    "categorical": (Categorical, ("choices",), ()),
+}
 
 
 class Space(Mapping[str, Distribution]):
@@ -317,26 +449,41 @@ class Space(Mapping[str, Distribution]):
     """
 
     def __init__(self, params: Mapping[str, Distribution] | None = None, /, **kwargs: Distribution):
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"Space: params must be a mapping of names, got {short(params)}")
+        given = (len(params) if params is not None else 0) + len(kwargs)
+        if given > MAX_PARAMS:  # before reading them
+            raise ValueError(f"Space: {given} parameters, over {MAX_PARAMS}")
         items: dict[str, Distribution] = {}
-        if params is not None:
-            if not isinstance(params, Mapping):
-                raise TypeError(f"Space: params must be a mapping of names, got {params!r}")
-            items.update(params)
-        for name, dist in kwargs.items():
+        for name, dist in [*(params.items() if params is not None else ()), *kwargs.items()]:
+            if not isinstance(name, str) or not name:
+                raise TypeError(
+                    f"Space: parameter names must be non-empty strings, got {short(name)}"
+                )
+            name = str.__str__(name)
+            if len(name) > MAX_STRING:
+                raise ValueError(
+                    f"Space: parameter name {short(name)} has {len(name)} characters, "
+                    f"over {MAX_STRING}"
+                )
             if name in items:
                 raise ValueError(f"Space: duplicate parameter name {name!r}")
+            if not isinstance(dist, Distribution):
+                raise TypeError(
+                    f"Space: parameter {name!r} must be Float, Int or Categorical, "
+                    f"got {short(dist)}"
+                )
             items[name] = dist
         if not items:
             raise ValueError("Space: give at least one parameter")
-        for name, dist in items.items():
-            if not isinstance(name, str) or not name:
-                raise TypeError(f"Space: parameter names must be non-empty strings, got {name!r}")
-            if not isinstance(dist, Distribution):
-                raise TypeError(
-                    f"Space: parameter {name!r} must be Float, Int or Categorical, got {dist!r}"
-                )
         self._params = items
         self.names: tuple[str, ...] = tuple(items)
+        size = len(json.dumps(self.to_spec(), separators=(",", ":")))
+        if size > MAX_RECORD_BYTES:
+            raise ValueError(
+                f"Space: its description takes {size} bytes of JSON, more than the "
+                f"{MAX_RECORD_BYTES} a study's record holds"
+            )
 
     def __getitem__(self, name: str) -> Distribution:
         return self._params[name]
@@ -362,18 +509,29 @@ class Space(Mapping[str, Distribution]):
         return len(self._params)
 
     def check(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Return ``params`` normalized, or raise ``ValueError`` naming the bad parameter."""
+        """Return ``params`` normalized, or raise ``ValueError`` naming the bad parameter.
+
+        ``params`` may come from a file: whatever is wrong with it, the error is a
+        ``ValueError``.
+        """
         if not isinstance(params, Mapping):
-            raise TypeError(f"params must be a mapping of parameter names, got {params!r}")
+            raise ValueError(f"params must be a mapping of parameter names, got {short(params)}")
         missing = [n for n in self.names if n not in params]
-        extra = [n for n in params if n not in self._params]
         if missing:
-            raise ValueError(f"params: missing parameter(s) {missing}")
-        if extra:
+            raise ValueError(f"params: missing parameter(s) {short(missing)}")
+        if len(params) != len(self._params):
+            extra = [n for n in params if not isinstance(n, str) or n not in self._params]
             raise ValueError(
-                f"params: unknown parameter(s) {extra}; the space has {list(self.names)}"
+                f"params: unknown parameter(s) {short(extra)}; the space has "
+                f"{short(list(self.names))}"
             )
-        return {n: d.check(n, params[n]) for n, d in self._params.items()}
+        out = {}
+        for n, d in self._params.items():
+            try:
+                out[n] = d.check(n, params[n])
+            except (TypeError, KeyError, ArithmeticError) as exc:  # a value's own methods raised
+                raise ValueError(f"parameter {n!r}: {type(exc).__name__}: {exc}") from None
+        return out
 
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
         """Unit-cube coordinates of one valid parameter set, shape `d`."""
@@ -397,5 +555,27 @@ class Space(Mapping[str, Distribution]):
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Mapping[str, Any]]) -> Space:
-        """Rebuild a space from :meth:`to_spec` output."""
-        return cls({n: Distribution.from_spec(s) for n, s in spec.items()})
+        """Rebuild a space from :meth:`to_spec` output.
+
+        The spec may come from a file: anything wrong with it (a type, an unknown kind, a
+        bound, a limit) raises ``ValueError`` naming the parameter, never another error.
+        """
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"space: a space is a JSON object, got {short(spec)}")
+        if len(spec) > MAX_PARAMS:
+            raise ValueError(f"space: {len(spec)} parameters, over {MAX_PARAMS}")
+        dists: dict[str, Distribution] = {}
+        for name, dist in spec.items():
+            if not isinstance(name, str) or not name or len(name) > MAX_STRING:
+                raise ValueError(
+                    f"space: parameter names are non-empty strings of at most {MAX_STRING} "
+                    f"characters, got {short(name)}"
+                )
+            try:
+                dists[name] = Distribution.from_spec(dist)
+            except ValueError as exc:
+                raise ValueError(f"space: parameter {name!r}: {exc}") from None
+        try:
+            return cls(dists)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"space: {exc}") from None

@@ -9,10 +9,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from asynchpo._checks import positive_float, positive_int
+from asynchpo._checks import find_trial, positive_float, positive_int, short, trial_number
+from asynchpo._limits import MAX_RECORD_BYTES, MAX_STRING
 from asynchpo._progress import TextProgress
 from asynchpo._report import interpret_result
 from asynchpo._run import Run
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["Study", "StudyInUseError"]
 
 Objective = Callable[[dict[str, Any]], Any]
+Callback = Callable[["Study", Trial], Any]
 _DIRECTIONS = ("minimize", "maximize")
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,20 +110,34 @@ class Study:
             space = Space(space)
         if not isinstance(space, Space):
             raise TypeError(f"space must be an asynchpo.Space, got {type(space).__name__}")
-        if not isinstance(objective, str) or not objective:
+        if not isinstance(objective, str) or not objective or len(objective) > MAX_STRING:
             raise ValueError(
-                f"objective must be a metric name (a non-empty str), got {objective!r}"
+                f"objective must be a metric name (a non-empty str of at most {MAX_STRING} "
+                f"characters), got {short(objective)}"
             )
-        if direction not in _DIRECTIONS:
-            raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+        if not isinstance(direction, str) or direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be 'minimize' or 'maximize', got {short(direction)}")
         if name is None:
             name = time.strftime("study-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        if not isinstance(name, str) or not name or len(name) > MAX_STRING:
+            raise ValueError(
+                f"name must be a non-empty str of at most {MAX_STRING} characters, "
+                f"got {short(name)}"
+            )
         sampler = self._check_sampler(sampler)
         created = StudyCreated(
-            time=time.time(), space=space.to_spec(), objective=objective, direction=direction
+            time=time.time(),
+            space=space.to_spec(),
+            objective=str.__str__(objective),
+            direction=str.__str__(direction),
         )
+        size = len(created.to_json())
+        if size > MAX_RECORD_BYTES:
+            raise ValueError(
+                f"space: the study's description takes {size} bytes of JSON, more than the "
+                f"{MAX_RECORD_BYTES} a record holds"
+            )
+        name = str.__str__(name)
         journal = Journal.open(get_storage(storage), name, create=created, exist_ok=load_if_exists)
         self._setup(journal, sampler)
 
@@ -280,13 +296,15 @@ class Study:
         """Record how an asked trial ended: its result, or ``error=`` why it failed, or
         ``pruned=True``.
 
-        ``value`` is a number or a dict of metrics, as an objective returns. A NaN, an
-        infinite or a non-numeric value is recorded as a failed trial (``Failure.INVALID``).
+        ``trial`` is a trial of this study (one of another study is refused) or its number
+        (an integer of any kind, NumPy's too). ``value`` is a number or a dict of metrics, as
+        an objective returns. A NaN, an infinite, a bool or a non-numeric value is recorded
+        as a failed trial (``Failure.INVALID``).
 
         Returns:
             The finished trial.
         """
-        number = trial.number if isinstance(trial, Trial) else trial
+        number = trial_number("trial", trial)
         given = sum([value is not None, error is not None, bool(pruned)])
         if given != 1:
             raise ValueError("tell: give exactly one of value, error= or pruned=True")
@@ -294,8 +312,7 @@ class Study:
         journal = self._journal
 
         def told(s: StudyState) -> list[Event]:
-            if not isinstance(number, int) or number not in range(s.n_trials):
-                raise ValueError(f"trial: no trial {number!r} in study {self.name!r}")
+            find_trial(s, self.name, "trial", trial)
             if s.trial(number).state.finished:
                 raise ValueError(f"trial: trial {number} is already {s.trial(number).state.value}")
             now = journal.now()
@@ -319,7 +336,6 @@ class Study:
             return [TrialCompleted(time=now, number=number, values=values)]
 
         journal.write(told)
-        assert isinstance(number, int)
         return journal.query(lambda s: s.trial(number))
 
     def add_trial(self, params: Mapping[str, Any], value: Any) -> Trial:
@@ -370,7 +386,7 @@ class Study:
         trial_timeout: float | None = None,
         max_retries: int = 2,
         resources: Mapping[str, float] | None = None,
-        callbacks: Sequence[Callable[[Study, Trial], Any]] | None = None,
+        callbacks: Callback | Iterable[Callback] | None = None,
         progress: bool | None = None,
         adapt: bool = False,
     ) -> Run:
@@ -402,8 +418,8 @@ class Study:
             max_retries: Times a trial whose worker died is run again before it fails
                 (``Failure.WORKER_LOST``); interruptions of the driver do not count.
             resources: dask worker resources each trial needs, e.g. ``{"GPU": 1}``.
-            callbacks: ``callback(study, trial)`` after each finished trial; may call
-                :meth:`stop`.
+            callbacks: ``callback(study, trial)`` after each finished trial (one callable,
+                or a list of them); may call :meth:`stop`.
             progress: Show a text progress line (default: when stderr is a terminal).
             adapt: Grow the client's cluster (e.g. a dask-jobqueue ``SLURMCluster``) with the
                 trials waiting to run, never past ``max_concurrent`` workers (required), and
@@ -439,7 +455,7 @@ class Study:
         trial_timeout: float | None,
         max_retries: int,
         resources: Mapping[str, float] | None,
-        callbacks: Sequence[Callable[[Study, Trial], Any]] | None,
+        callbacks: Callback | Iterable[Callback] | None,
         progress: bool | None,
         adapt: bool,
     ) -> Driver:
@@ -454,16 +470,14 @@ class Study:
         timeout = positive_float("timeout", timeout, allow_none=True)
         if n_trials is None and timeout is None:
             n_trials = self._resume_budget()
-        for cb in callbacks or ():
-            if not callable(cb):
-                raise TypeError(f"callbacks: {cb!r} is not callable")
+        hooks = _callbacks(callbacks)
         config = RunConfig(
             n_trials=n_trials,
             timeout=timeout,
             max_concurrent=positive_int("max_concurrent", max_concurrent, allow_none=True),
             trial_timeout=positive_float("trial_timeout", trial_timeout, allow_none=True),
             max_retries=positive_int("max_retries", max_retries, minimum=0),
-            callbacks=tuple(functools.partial(cb, self) for cb in callbacks or ()),
+            callbacks=tuple(functools.partial(cb, self) for cb in hooks),
         )
         if client is not None and backend is not None:
             raise ValueError("client, backend: give one of them, not both")
@@ -492,6 +506,7 @@ class Study:
             backend = LocalBackend()
         elif not isinstance(backend, Backend):
             raise TypeError(f"backend must be an asynchpo Backend, got {type(backend).__name__}")
+        backend.check_objective(objective)  # before any trial is asked
         if self._driver is not None:
             raise RuntimeError(f"study {self.name!r} is already running an optimize call")
         return Driver(self._journal, self._suggester, objective, self.objective, backend, config)
@@ -617,12 +632,35 @@ class Study:
         if driver is not None:
             driver.request_stop(cancel_running=cancel_running)
 
-    def stop_trial(self, number: int) -> None:
+    def stop_trial(self, trial: Trial | int) -> None:
         """Stop one running trial of the running ``optimize``; it is recorded as failed
-        (``cancelled``). Returns at once."""
+        (``cancelled``). Returns at once.
+
+        Raises:
+            ValueError: The study has no such trial (``trial`` is a number, or a trial of
+                this study).
+        """
+        number = self._read(lambda s: find_trial(s, self.name, "trial", trial))
         driver = self._driver
         if driver is not None:
-            driver.request_cancel(int(number))
+            driver.request_cancel(number)
+
+
+def _callbacks(callbacks: Any) -> tuple[Callback, ...]:
+    """``callbacks`` as a tuple of callables, or ``TypeError`` naming ``callbacks``."""
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        return (callbacks,)
+    if isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks must be a callable or a list of callables, got {short(callbacks)}"
+        )
+    hooks = tuple(callbacks)
+    for cb in hooks:
+        if not callable(cb):
+            raise TypeError(f"callbacks: {short(cb)} is not callable")
+    return hooks
 
 
 def _start_arguments(study: Study, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -105,7 +105,10 @@ def discrete_and_value(draw):
         choices = draw(
             st.lists(
                 st.one_of(
-                    st.sampled_from(["", "a", "relu", "1"]), st.integers(), st.booleans(), st.none()
+                    st.sampled_from(["", "a", "relu", "1"]),
+                    st.integers(-(2**63), 2**63 - 1),  # what a choice may be: 64 bits
+                    st.booleans(),
+                    st.none(),
                 ),
                 min_size=1,
                 max_size=6,

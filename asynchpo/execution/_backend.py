@@ -126,6 +126,11 @@ class Backend(ABC):
     def wake(self) -> None:  # noqa: B027 - optional: backends whose wait can block override it
         """Make a pending ``wait`` return soon; safe to call from any thread."""
 
+    def check_objective(self, objective: Callable[[dict[str, Any]], Any]) -> None:  # noqa: B027
+        """Raise ``TypeError`` naming ``objective`` if this backend cannot run it (e.g. dask
+        cannot send it to its workers). ``Study.start`` calls it before any trial is asked.
+        Optional: it does nothing by default."""
+
     async def open(self, study_name: str) -> None:  # noqa: B027 - optional hook
         """Called once before the first submit of a run."""
 
