@@ -135,7 +135,9 @@ def report(step: int, **metrics: Any) -> None:
     if ctx is None:
         return
     if not is_integer(step):
-        raise TypeError(f"report: step must be an integer, got {step!r}")
+        raise TypeError(f"report: step must be an integer, got {short(step)}")
+    if not -(2**63) <= step < 2**63:
+        raise ValueError(f"report: step must be a 64-bit integer, got {short(step)}")
     if not metrics:
         raise ValueError("report: give at least one metric, e.g. report(step, loss=0.3)")
     try:

@@ -374,6 +374,7 @@ class Categorical(Distribution):
         if len(choices) > MAX_CHOICES:
             raise ValueError(f"Categorical: {len(choices)} choices, over {MAX_CHOICES}")
         plain: list[Any] = []
+        size = 0
         self._index: dict[tuple[str, Any], int] = {}
         for i, c in enumerate(choices):
             try:
@@ -391,6 +392,12 @@ class Categorical(Distribution):
                 )
             self._index[key] = i
             plain.append(value)
+            size += len(value) if isinstance(value, str) else 1
+            if size > MAX_RECORD_BYTES:  # no record could hold them: stop reading them
+                raise ValueError(
+                    f"Categorical: the choices take more than the {MAX_RECORD_BYTES} bytes "
+                    "a study's record holds"
+                )
         self.choices = plain
 
     @staticmethod

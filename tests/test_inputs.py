@@ -199,9 +199,11 @@ def test_the_same_limits_hold_for_a_space_built_by_hand():
         ah.Space({"x" * (MAX_STRING + 1): ah.Float(0, 1)})
     with pytest.raises(ValueError, match=f"{MAX_CHOICES + 1} choices, over"):
         ah.Categorical(list(range(MAX_CHOICES + 1)))
-    long_choices = ah.Categorical([f"{i:05d}" + "x" * 9_000 for i in range(200)])
+    long_choices = ah.Categorical([f"{i:05d}" + "x" * 9_000 for i in range(100)])
     with pytest.raises(ValueError, match="bytes of JSON, more than the"):
-        ah.Space(c=long_choices)
+        ah.Space(c=long_choices, d=long_choices)
+    with pytest.raises(ValueError, match="the choices take more than the"):
+        ah.Categorical([f"{i:05d}" + "x" * 9_000 for i in range(MAX_CHOICES)])
     assert len(ah.Space({f"p{i}": ah.Float(0, 1) for i in range(MAX_PARAMS)})) == MAX_PARAMS
     with pytest.raises(ValueError, match="objective must be a metric name"):
         ah.Study(ah.Space(x=ah.Float(0, 1)), objective="m" * (MAX_STRING + 1))
@@ -362,12 +364,16 @@ def test_metrics_are_stored_as_plain_values():
         ({"hist": [1.0, 2.0]}, TypeError, "report: metric 'hist' has type list"),
         ({"w": np.ones(3)}, TypeError, "report: metric 'w' is an array of shape (3,)"),
         ({LONG: 1.0}, ValueError, "report: metric name 'xxx"),
+        ({"step": 2**63}, ValueError, "report: step must be a 64-bit integer, got 9223"),
     ],
 )
 def test_report_refuses_what_no_record_can_hold_at_the_call(metrics, error, why):
     def objective(params):
         with pytest.raises(error) as raised:
-            ah.report(0, **metrics)
+            if "step" in metrics:
+                ah.report(metrics["step"], loss=1.0)
+            else:
+                ah.report(0, **metrics)
         assert str(raised.value).startswith(why)
         ah.report(1, loss=np.float32(0.5), ok=np.bool_(True))
         return 0.5
