@@ -9,11 +9,12 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from asynchpo._checks import find_trial
+from asynchpo._checks import find_trial, trial_number
+from asynchpo.trial import Trial
 
 if TYPE_CHECKING:
+    from asynchpo.events import StudyState
     from asynchpo.execution import Driver
-    from asynchpo.trial import Trial
 
 logger = logging.getLogger("asynchpo")
 
@@ -108,12 +109,22 @@ class Run:
     def stop_trial(self, trial: Trial | int) -> None:
         """Stop one running trial; it is recorded as failed (``cancelled``). Returns at once.
 
+        A number the study has not reached yet is taken while the run goes on: the trial is
+        being suggested, and is stopped before it can start.
+
         Raises:
-            ValueError: The study has no such trial (``trial`` is a number, or a trial of
-                this study).
+            ValueError: The study has no such trial (``trial`` is a negative number, a
+                trial of another study, or a number the study never reached once the run
+                is over).
         """
-        number = self._driver.journal.query(lambda s: find_trial(s, self.name, "trial", trial))
-        self._driver.request_cancel(number)
+
+        def number_of(s: StudyState) -> int:
+            number = trial_number("trial", trial)
+            if not isinstance(trial, Trial) and number >= s.n_trials and not self.done:
+                return number
+            return find_trial(s, self.name, "trial", trial)
+
+        self._driver.request_cancel(self._driver.journal.query(number_of))
 
     def __repr__(self) -> str:
         state = "running" if not self.done else (self.reason or "failed")
