@@ -22,3 +22,9 @@ MAX_PARAMS = 1_000
 MAX_CHOICES = 10_000
 #: The most attempts of one trial (imported trials are checked against it).
 MAX_ATTEMPTS = 10_000
+#: The largest magnitude of an ``Int`` bound (and of a ``Float`` grid's number of values):
+#: integers up to it are exact as floats, so each value keeps a unit-cube coordinate of its own.
+MAX_EXACT = 2**53
+#: Integers a record holds (an int choice of a categorical, a report's step) are 64-bit:
+#: from -MAX_INT to MAX_INT - 1.
+MAX_INT = 2**63

@@ -17,15 +17,18 @@ from typing import Any
 import numpy as np
 
 from asynchpo._checks import finite_float, is_integer, is_real, short
-from asynchpo._limits import MAX_CHOICES, MAX_PARAMS, MAX_RECORD_BYTES, MAX_STRING
+from asynchpo._limits import (
+    MAX_CHOICES,
+    MAX_EXACT,
+    MAX_INT,
+    MAX_PARAMS,
+    MAX_RECORD_BYTES,
+    MAX_STRING,
+)
 
 __all__ = ["Categorical", "Distribution", "Float", "Int", "Space"]
 
-#: The largest magnitude of an ``Int`` bound (and of a ``Float`` grid's number of values):
-#: integers up to it are exact as floats, so each value keeps a unit-cube coordinate of its own.
-MAX_EXACT = 2**53
-#: The range of an int choice of a categorical: what a 64-bit integer holds.
-_INT64 = 2**63
+_INT64 = MAX_INT
 
 
 def plain_scalar(value: Any) -> Any:
