@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from typing import Any
 
 from asynchpo._progress import progress_line
 from asynchpo.journal import Journal
-from asynchpo.storage import SQLiteStorage
+from asynchpo.storage import CorruptRecordWarning, SQLiteStorage
 from asynchpo.trial import Trial, TrialState
 
 _DESCRIPTION = """\
@@ -82,6 +83,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    """One line on stderr, as a study file cannot make it otherwise."""
+    print(f"asynchpo: {_printable(line)}", file=sys.stderr)
+
+
+def _skipped(file: str, name: str, journal: Journal) -> None:
+    if journal.skipped:
+        _say(f"{file}: study {name!r}: {journal.skipped_note()}")
+
+
+def _refused(file: str, error: BaseException) -> str:
+    """What went wrong reading ``file``, in one line that names it."""
+    text = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+    if isinstance(error, sqlite3.DatabaseError):
+        text = f"not a study file that can be read ({error})"
+    return text if file in text else f"{file}: {text}"
+
+
 def cmd_studies(args: argparse.Namespace) -> int:
     storage = _open(args.file)
     names = storage.studies()
@@ -89,8 +108,16 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"{args.file}: no studies")
         return 0
     rows = [("study", "trials", "complete", "running", "failed", "objective", "best")]
+    failed = 0
     for name in names:
-        s = Journal.open(storage, name, read_only=True).summary()
+        try:
+            journal = Journal.open(storage, name, read_only=True)
+        except ValueError as error:  # a study that cannot be loaded: the others still show
+            _say(_refused(args.file, error))
+            failed += 1
+            continue
+        _skipped(args.file, name, journal)
+        s = journal.summary()
         rows.append(
             (
                 _printable(name),
@@ -102,19 +129,18 @@ def cmd_studies(args: argparse.Namespace) -> int:
                 _fmt(s.best_value),
             )
         )
-    _table(rows)
-    return 0
+    if len(rows) > 1:
+        _table(rows)
+    return 1 if failed else 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     storage = _open(args.file)
     if not storage.exists(args.name):
-        print(
-            f"asynchpo: no study {args.name!r} in {args.file}; it has {storage.studies()}",
-            file=sys.stderr,
-        )
+        _say(f"no study {args.name!r} in {args.file}; it has {storage.studies()}")
         return 2
     journal = Journal.open(storage, args.name, read_only=True)
+    _skipped(args.file, args.name, journal)
     wanted = [TrialState(s) for s in args.state] if args.state else None
     trials: list[Trial] = journal.query(lambda s: s.trials(wanted))
     summary = journal.summary()
@@ -216,17 +242,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``asynchpo`` command."""
+    """Entry point of the ``asynchpo`` command.
+
+    Reading a file (``studies``, ``show``) never ends in a traceback: whatever is wrong
+    with the file is one line on stderr that names it, and the exit status is 1; the
+    records it skipped are said once per study.
+    """
     from asynchpo.journal import StudyInUseError
 
     args = parser().parse_args(argv)
-    with warnings.catch_warnings():
+    reading = args.command in ("studies", "show")
+    with warnings.catch_warnings(record=reading) as caught:
         warnings.simplefilter("always")
         try:
             result: int = args.func(args)
         except StudyInUseError as error:
-            print(f"asynchpo: {_printable(str(error))}", file=sys.stderr)
+            _say(str(error))
             return 1
+        except Exception as error:
+            if not reading:
+                raise
+            _say(_refused(args.file, error))
+            return 1
+        finally:
+            for warning in caught or ():
+                if not issubclass(warning.category, CorruptRecordWarning):  # said per study
+                    _say(f"warning: {warning.message}")
     return result
 
 

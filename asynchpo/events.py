@@ -10,14 +10,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
+from asynchpo._limits import (
+    MAX_CHOICES,
+    MAX_DEPTH,
+    MAX_PARAMS,
+    MAX_RECORD_BYTES,
+    MAX_STRING,
+    MAX_TEXT,
+)
 from asynchpo._summary import Summary, Tracker
 from asynchpo.space import Space
 from asynchpo.storage._base import CorruptRecordWarning
@@ -54,7 +63,12 @@ def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
 
 @dataclass(frozen=True)
 class Event:
-    """Base of all events; ``time`` is the study clock's time (seconds) when it happened."""
+    """Base of all events; ``time`` is the study clock's time (seconds) when it happened.
+
+    Free text (a failure's reason, a run's error) longer than
+    :data:`~asynchpo._limits.MAX_TEXT` characters is cut to its last ``MAX_TEXT``
+    characters when the event is made: the end of a traceback is what tells.
+    """
 
     kind: ClassVar[str] = ""
     time: float
@@ -63,41 +77,372 @@ class Event:
         super().__init_subclass__(**kwargs)
         _KINDS[cls.kind] = cls
 
+    def __post_init__(self) -> None:
+        names = _TEXT_FIELDS.get(type(self))
+        if names is None:
+            names = tuple(f.name for f in _fields(type(self)) if f.name in _TEXT)
+            _TEXT_FIELDS[type(self)] = names
+        for name in names:
+            text = getattr(self, name)
+            if isinstance(text, str) and len(text) > MAX_TEXT:
+                object.__setattr__(self, name, text[-MAX_TEXT:])
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the event's kind under ``"kind"``."""
         return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in _fields(type(self))}}
 
     def to_json(self) -> str:
-        """Strict JSON (no NaN): raises ``ValueError`` for anything JSON cannot hold."""
-        return json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
+        """The event's record: strict JSON that :func:`decode_record` reads back.
+
+        Raises:
+            ValueError: A field holds what the record of this kind may not (a wrong type, a
+                value it does not allow, NaN, text over the limits, a record over
+                :data:`~asynchpo._limits.MAX_RECORD_BYTES`), naming the field: nothing that
+                could not be read back is ever written.
+        """
+        data = self.to_dict()
+        _check(_schema(type(self)), data)
+        payload = json.dumps(data, allow_nan=False, separators=(",", ":"))
+        if len(payload) > MAX_RECORD_BYTES:  # ASCII: one byte a character
+            raise ValueError(
+                f"{self.kind}: the record is {len(payload):,} bytes, over the "
+                f"{MAX_RECORD_BYTES:,} a record may be"
+            )
+        return payload
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
-    """Rebuild an event from :meth:`Event.to_dict` output."""
-    data = dict(data)
-    kind = data.pop("kind", None)
-    if kind not in _KINDS:
-        raise ValueError(f"unknown event kind {kind!r}")
-    return _KINDS[kind](**data)
+    """Rebuild an event from :meth:`Event.to_dict` output, checking every field.
+
+    Raises:
+        ValueError: ``data`` is not an event: an unknown kind, an unknown or missing field,
+            or a field of the wrong type or with a value its kind does not allow (naming it).
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a record is a JSON object, not {_type_name(data)}")
+    kind = data.get("kind")
+    cls = _KINDS.get(kind) if isinstance(kind, str) and kind else None
+    if cls is None:
+        raise ValueError(f"unknown event kind {_show(kind)}")
+    schema = _schema(cls)
+    args = _check(schema, data)
+    return cls(**args)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a record may hold")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def decode_record(payload: str | bytes) -> Event:
     """The event a stored record holds.
+
+    The record is refused whole if it is over :data:`~asynchpo._limits.MAX_RECORD_BYTES`
+    (before it is parsed), not UTF-8, not JSON (NaN and Infinity are not), nested deeper
+    than :data:`~asynchpo._limits.MAX_DEPTH`, or not an event of a known kind whose every
+    field has its type and an allowed value (see :func:`event_from_dict`).
 
     Raises:
         ValueError: For anything that is not a valid event, whatever is wrong with it (its
             encoding, its JSON, its size, a field's type or value); never another error.
     """
     try:
-        if isinstance(payload, bytes):
-            payload = payload.decode("utf-8")
-        if not isinstance(payload, str):
-            raise ValueError(f"a record is text, not {type(payload).__name__}")
-        return event_from_dict(json.loads(payload))
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            if len(payload) > MAX_RECORD_BYTES:
+                raise ValueError(_too_big(len(payload)))
+            try:
+                payload = bytes(payload).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"the record is not UTF-8 ({exc.reason} at byte {exc.start})"
+                ) from None
+        elif not isinstance(payload, str):
+            raise ValueError(f"a record is text, not {_type_name(payload)}")
+        elif len(payload) > MAX_RECORD_BYTES:  # a character is at least a byte
+            raise ValueError(_too_big(len(payload)))
+        elif not payload.isascii():
+            size = len(payload.encode("utf-8", "surrogatepass"))
+            if size > MAX_RECORD_BYTES:
+                raise ValueError(_too_big(size))
+        try:
+            data = _DECODER.decode(payload)
+        except RecursionError:
+            raise ValueError(f"the record's JSON nests deeper than {MAX_DEPTH} levels") from None
+        except ValueError as exc:
+            raise ValueError(f"the record is not valid JSON ({exc})") from None
+        return event_from_dict(data)
     except ValueError:
         raise
-    except (TypeError, KeyError, RecursionError, AttributeError) as exc:
-        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a hostile record never gets past as anything but ValueError
+        raise ValueError(f"{type(exc).__name__}: {_cut(str(exc))}") from None
+
+
+# -- the schema: what each field of each kind of record may hold --------------------------------
+
+#: Ints a record holds fit in 64 bits (SQLite's, NumPy's), so that every reader can use them.
+_MAX_INT = 2**63
+#: Which fields say what the event is about: a record without them is refused (the others
+#: default, as records written before they existed lack them).
+_REQUIRED = frozenset({"time", "number", "run", "space", "params"})
+#: Free text, up to MAX_TEXT (cut when the event is made); other strings are names or values.
+_TEXT = frozenset({"reason", "error"})
+
+
+class _BadValueError(ValueError):
+    """What is wrong with one value (the field is named by the caller)."""
+
+
+def _cut(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    """``value`` as a message shows it: repr (control characters escaped), cut short."""
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:40]) + f"... ({len(value):,} characters)"
+    if isinstance(value, (dict, list)) and len(value) > 8:
+        return f"a {_type_name(value)} of {len(value):,} items"
+    try:
+        return _cut(repr(value), 80)
+    except Exception:  # a repr nested too deeply
+        return f"a {_type_name(value)}"
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "a list",
+        tuple: "a list",
+        str: "a string",
+        bool: "a bool",
+        int: "an int",
+        float: "a float",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _too_big(n: int) -> str:
+    return f"the record is over the {MAX_RECORD_BYTES:,} bytes a record may be ({n:,})"
+
+
+def _unicode(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogates), as every reader can write it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _string(text: Any, limit: int) -> str | None:
+    """What is wrong with ``text`` as a string of at most ``limit`` characters, if anything."""
+    if not isinstance(text, str):
+        return f"must be a string, got {_show(text)}"
+    if len(text) > limit:
+        return f"must be at most {limit:,} characters, got {len(text):,}"
+    if not _unicode(text):
+        return f"must be valid Unicode, got {_show(text)}"
+    return None
+
+
+def _scalar(value: Any) -> str | None:
+    """What is wrong with ``value`` as a JSON scalar a record holds, if anything."""
+    t = type(value)
+    if t is float:
+        return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
+    if t is str:
+        return _string(value, MAX_STRING)
+    if t is bool or value is None:
+        return None
+    if t is int:
+        return None if -_MAX_INT <= value < _MAX_INT else "must fit in 64 bits"
+    # subclasses (a NumPy float, a str enum) are written as what they are a kind of
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -_MAX_INT <= value < _MAX_INT else "must fit in 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
+    if isinstance(value, str):
+        return _string(value, MAX_STRING)
+    return f"must be a string, number, bool or null, got {_show(value)}"
+
+
+def _finite(value: Any) -> None:
+    if type(value) is float or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        try:
+            if math.isfinite(value):
+                return
+        except OverflowError:  # an int too large for a float
+            pass
+    raise _BadValueError(f"must be a finite number, got {_show(value)}")
+
+
+def _integer(low: int) -> Any:
+    def check(value: Any) -> None:
+        if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+            if low <= value < _MAX_INT:
+                return
+            if value < low and low > -_MAX_INT:
+                raise _BadValueError(f"must be an integer >= {low}, got {_show(value)}")
+            raise _BadValueError(f"must be an integer that fits in 64 bits, got {_show(value)}")
+        raise _BadValueError(f"must be an integer, got {_show(value)}")
+
+    return check
+
+
+def _text(limit: int) -> Any:
+    def check(value: Any) -> None:
+        wrong = _string(value, limit)
+        if wrong is not None:
+            raise _BadValueError(wrong)
+
+    return check
+
+
+def _one_of(*allowed: str) -> Any:
+    def check(value: Any) -> None:
+        if not (isinstance(value, str) and value in allowed):
+            raise _BadValueError(
+                f"must be one of {', '.join(map(repr, allowed))}; got {_show(value)}"
+            )
+
+    return check
+
+
+def _names_to(value: Any, item: Callable[[Any], str | None], limit: int = MAX_PARAMS) -> None:
+    """``value`` is an object of at most ``limit`` names (strings) to what ``item`` allows."""
+    if not isinstance(value, dict):
+        raise _BadValueError(f"must be an object of names to values, got {_show(value)}")
+    if len(value) > limit:
+        raise _BadValueError(f"must have at most {limit:,} names, got {len(value):,}")
+    for name, v in value.items():
+        if type(name) is not str or len(name) > MAX_STRING or not _unicode(name):
+            wrong = _string(name, MAX_STRING) if isinstance(name, str) else "is not a string"
+            raise _BadValueError(f"name {_show(name)} {wrong}")
+        wrong = item(v)
+        if wrong is not None:
+            raise _BadValueError(f"{_show(name)} {wrong}")
+
+
+def _scalars(value: Any) -> None:
+    """Parameters, metrics: names to JSON scalars."""
+    _names_to(value, _scalar)
+
+
+def _spec_value(value: Any) -> str | None:
+    """A distribution's argument: a scalar, or a list of them (a categorical's choices)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_CHOICES:
+            return f"must have at most {MAX_CHOICES:,} items, got {len(value):,}"
+        for i, v in enumerate(value):
+            wrong = _scalar(v)
+            if wrong is not None:
+                return f"item {i} {wrong}"
+        return None
+    return _scalar(value)
+
+
+def _distribution(value: Any) -> str | None:
+    try:
+        _names_to(value, _spec_value, limit=16)
+    except _BadValueError as bad:
+        return str(bad)
+    return None
+
+
+def _space(value: Any) -> None:
+    """A space's spec (:meth:`~asynchpo.space.Space.to_spec`): names to distributions."""
+    _names_to(value, _distribution)
+
+
+#: Checks by field name (a name means the same in every kind of event); a field not named
+#: here is checked by its annotated type.
+_BY_NAME: dict[str, Any] = {
+    "number": _integer(0),
+    "run": _integer(0),
+    "seq": _integer(0),
+    "pid": _integer(0),
+    "n_trials": _integer(0),
+    "attempt": _integer(1),
+    "max_concurrent": _integer(1),
+    "direction": _one_of("minimize", "maximize"),
+    "clock": _one_of("wall", "virtual"),
+    "cause": _one_of("", "worker_lost", "interrupted"),
+    "failure": _one_of(*(f.value for f in Failure)),
+    "reason": _text(MAX_TEXT),
+    "error": _text(MAX_TEXT),
+    "params": _scalars,
+    "metrics": _scalars,
+    "values": _scalars,
+    "space": _space,
+}
+_BY_TYPE: dict[Any, Any] = {
+    float: _finite,
+    int: _integer(-_MAX_INT),
+    str: _text(MAX_STRING),
+}
+
+
+@dataclass(frozen=True)
+class _Schema:
+    kind: str
+    fields: tuple[tuple[str, Any, bool, bool], ...]  # name, check, optional (None), required
+    names: frozenset[str]
+
+
+_SCHEMAS: dict[type, _Schema] = {}
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _schema(cls: type[Event]) -> _Schema:
+    """The checks of ``cls``'s fields, derived from their annotations (once per kind)."""
+    schema = _SCHEMAS.get(cls)
+    if schema is not None:
+        return schema
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in _fields(cls):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        if optional:
+            (hint,) = [a for a in args if a is not type(None)]
+        base = typing.get_origin(hint) or hint
+        check = _BY_NAME.get(f.name) or _BY_TYPE.get(base)
+        if check is None:
+            raise TypeError(f"{cls.__name__}.{f.name}: no check for a field of type {hint}")
+        required = f.name in _REQUIRED and not optional
+        fields.append((f.name, check, optional, required))
+    schema = _Schema(cls.kind, tuple(fields), frozenset(f[0] for f in fields) | {"kind"})
+    _SCHEMAS[cls] = schema
+    return schema
+
+
+def _check(schema: _Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments in ``data`` (a record of ``schema``'s kind), or ValueError
+    naming the first field that is wrong."""
+    args: dict[str, Any] = {}
+    for name, check, optional, required in schema.fields:
+        if name not in data:
+            if required:
+                raise ValueError(f"{schema.kind}: the record has no {name!r}")
+            continue
+        value = data[name]
+        if value is not None or not optional:
+            try:
+                check(value)
+            except _BadValueError as bad:
+                raise ValueError(f"{schema.kind}: {name} {bad}") from None
+        args[name] = value
+    if len(args) + 1 != len(data):
+        unknown = sorted(_show(k) for k in data if k not in schema.names)
+        raise ValueError(f"{schema.kind}: unknown field(s) {', '.join(unknown)}")
+    return args
 
 
 @dataclass(frozen=True)
@@ -303,7 +648,10 @@ class StudyState:
         self.best_number: int | None = None
         self._best_y = math.inf
         self.n_events = 0
+        self.n_skipped = 0  # events that did not fit the study
         self._records: dict[int, _Record] = {}
+        self._next = 0  # the next trial's number
+        self._skipped_asks: set[int] = set()
         self._X: _Rows | None = None
         self._y = np.empty(16)  # the complete trials' minimized values, in X's order
         self._n_y = 0
@@ -315,8 +663,13 @@ class StudyState:
 
     @property
     def n_trials(self) -> int:
-        """How many trials were ever asked."""
-        return len(self._records)
+        """How many trial numbers were given: the number of the next trial.
+
+        It counts every trial ever asked, and also those whose record was skipped (their
+        numbers stay taken, so no number is ever given twice); :meth:`trials` lists the
+        trials the study holds.
+        """
+        return self._next
 
     def trial(self, number: int) -> Trial:
         """A frozen snapshot of trial ``number``."""
@@ -399,7 +752,7 @@ class StudyState:
             name=name,
             objective=self.objective,
             direction=self.direction,
-            n_trials=self.n_trials,
+            n_trials=len(self._records),
             done=done,
             complete=c[TrialState.COMPLETE],
             failed=c[TrialState.FAILED],
@@ -418,28 +771,64 @@ class StudyState:
 
     # -- folding --------------------------------------------------------------------------
 
-    def apply(self, event: Event) -> None:
-        """Fold one event in. Events about unknown trials are skipped with a warning."""
+    def apply(self, event: Event, *, warn: bool = True) -> str | None:
+        """Fold one event in.
+
+        An event that does not fit the study changes nothing: one about a trial the study
+        does not have (or whose record was skipped), a trial asked twice or with parameters
+        its space does not hold, an objective value that is not a finite number, a second
+        definition of the study, or anything before the definition. It is skipped, with a
+        :class:`~asynchpo.storage.CorruptRecordWarning` unless ``warn`` is False.
+
+        Returns:
+            None, or why the event was skipped.
+
+        Raises:
+            ValueError: The study's definition (its first ``study_created`` event) holds a
+                space that is not one: the study cannot be folded at all.
+        """
         self.n_events += 1
+        why = self._fold(event)
+        if why is not None:
+            self.n_skipped += 1
+            if warn:
+                warnings.warn(f"journal: {why}; skipped", CorruptRecordWarning, stacklevel=2)
+        return why
+
+    def _fold(self, event: Event) -> str | None:
         handler = getattr(self, "_on_" + event.kind, None)
         if handler is None:
-            raise ValueError(f"no fold rule for event kind {event.kind!r}")
-        self._track.tick(event.time)
-        if isinstance(event, (StudyCreated, RunStarted, RunFinished, TrialAsked)):
+            return f"{event.kind} events have no fold rule"
+        if isinstance(event, StudyCreated):
+            if self.space is not None:
+                return "a second study_created (a study is defined once)"
             handler(event)
-            return
+            return None
+        if self.space is None:
+            return f"{event.kind} before the study's study_created"
+        self._track.tick(event.time)
+        if isinstance(event, (RunStarted, RunFinished, TrialAsked)):
+            why: str | None = handler(event)
+            return why
         number = getattr(event, "number", None)
         rec = self._records.get(number) if number is not None else None
         if rec is None:
-            warnings.warn(
-                f"journal event {event.kind} is about unknown trial {number}; skipped", stacklevel=2
-            )
-            return
+            if number in self._skipped_asks:
+                return f"{event.kind} of trial {number}, whose trial_asked was skipped"
+            return f"{event.kind} of unknown trial {number}"
         rec.snapshot = None
-        handler(event, rec)
+        why = handler(event, rec)
+        return why
 
     def _on_study_created(self, e: StudyCreated) -> None:
-        self.space = Space.from_spec(e.space)
+        try:
+            space = Space.from_spec(e.space)
+        except Exception as exc:  # whatever a hostile spec makes the space's checks raise
+            raise ValueError(
+                f"study_created: its space is not a valid space ({type(exc).__name__}: "
+                f"{_cut(str(exc))})"
+            ) from None
+        self.space = space
         self.objective, self.direction, self.created_at = e.objective, e.direction, e.time
         d = self.space.dim
         self._X, self._failed, self._pending = _Rows(d), _Rows(d), _Rows(d)
@@ -455,20 +844,23 @@ class StudyState:
         self.finished_runs[e.run] = e.reason
         self._track.run_finished(e.time, e.reason, e.error)
 
-    def _on_trial_asked(self, e: TrialAsked) -> None:
-        if self.space is None:
-            raise ValueError("journal has trial events before its study_created event")
+    def _on_trial_asked(self, e: TrialAsked) -> str | None:
+        assert self.space is not None
         if e.number in self._records:
-            warnings.warn(f"journal asks trial {e.number} a second time; skipped", stacklevel=3)
-            return
-        rec = _Record(
-            number=e.number, params=dict(e.params), asked_at=e.time, run=e.run, owner=e.run
-        )
+            return f"trial_asked of trial {e.number}, which was asked already"
+        self._next = max(self._next, e.number + 1)  # its number is taken, even if skipped
+        try:
+            params = self.space.check(e.params)
+        except (ValueError, TypeError, KeyError) as exc:
+            self._skipped_asks.add(e.number)
+            return f"trial_asked of trial {e.number}: {_cut(str(exc))}"
+        rec = _Record(number=e.number, params=params, asked_at=e.time, run=e.run, owner=e.run)
         self._records[e.number] = rec
         self.counts[TrialState.RUNNING] += 1
         assert self._pending is not None
         self._pending.add(e.number, self.space.encode(rec.params))
         self._track.asked(e.number, rec.params)
+        return None
 
     def _move(self, rec: _Record, state: TrialState) -> None:
         self.counts[rec.state] -= 1
@@ -502,22 +894,19 @@ class StudyState:
         rec.report_seqs.add(e.seq)
         rec.reports.append(Report(step=e.step, metrics=dict(e.metrics), time=e.time))
 
-    def _on_trial_completed(self, e: TrialCompleted, rec: _Record) -> None:
+    def _on_trial_completed(self, e: TrialCompleted, rec: _Record) -> str | None:
         if rec.state.finished:
-            return
+            return None
         raw = e.values.get(self.objective)
         if (
             isinstance(raw, bool)
             or not isinstance(raw, (int, float))
             or not math.isfinite(float(raw))
         ):
-            warnings.warn(
-                f"journal: trial {rec.number} completed with {self.objective!r} = {raw!r}, "
-                "not a finite number; the record is skipped",
-                CorruptRecordWarning,
-                stacklevel=3,
+            return (
+                f"trial_completed of trial {rec.number}: {_cut(repr(self.objective), 80)} = "
+                f"{_show(raw)}, not a finite number"
             )
-            return
         rec.values, rec.finished_at, rec.error, rec.failure = dict(e.values), e.time, None, None
         self._move(rec, TrialState.COMPLETE)
         assert self.space is not None and self._X is not None
@@ -532,6 +921,7 @@ class StudyState:
         if best:
             self.best_number, self._best_y = rec.number, y
         self._done(rec, e, value, "", best)
+        return None
 
     def _on_trial_failed(self, e: TrialFailed, rec: _Record) -> None:
         if rec.state.finished:

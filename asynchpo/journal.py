@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -36,7 +38,13 @@ from asynchpo.events import (
 )
 from asynchpo.samplers._base import History
 from asynchpo.space import Space
-from asynchpo.storage import BaseStorage, JournalConflictError, Lease
+from asynchpo.storage import (
+    BaseStorage,
+    CorruptRecordWarning,
+    JournalConflictError,
+    Lease,
+    Records,
+)
 
 __all__ = ["LEASE_SECONDS", "Journal", "StudyInUseError"]
 
@@ -46,6 +54,8 @@ T = TypeVar("T")
 #: A run's lease lasts this long unless renewed; a heartbeat renews it four times as often.
 LEASE_SECONDS = 30.0
 _MAX_RETRIES = 1000  # appends lost to other writers in a row before giving up
+_LISTED = 3  # skipped records a warning names; it counts the others
+_RECORD_NUMBER = re.compile(r"\brecord (\d+)\b")
 
 
 class StudyInUseError(RuntimeError):
@@ -121,6 +131,40 @@ def lease_alive(lease: Lease, now: float | None = None) -> bool:
     return lease.expires > (time.time() if now is None else now)
 
 
+def _cut(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _record_number(line: str) -> int | None:
+    """The record a storage's line about a skipped record names, if it names one."""
+    found = _RECORD_NUMBER.search(line)
+    return None if found is None else int(found.group(1))
+
+
+def _positions(records: Records, start: int) -> Sequence[int] | None:
+    """The record number of each of ``records.events``, where it can be told: the records
+    from ``start`` to ``records.end``, less the skipped ones their lines name."""
+    if not records.skipped:
+        n = len(records.events)
+        return range(start, start + n) if start + n == records.end else None
+    bad = {_record_number(line) for line in records.skipped}
+    if None in bad or len(bad) != len(records.skipped):
+        return None
+    if len(records.events) + len(bad) != records.end - start:
+        return None
+    return [seq for seq in range(start, records.end) if seq not in bad]
+
+
+def _tally(kept: int, skipped: Sequence[str], what: str) -> str:
+    """``"kept 998 of 1,000 records; skipped 2: record 17 ...; record 40 ..."``: a few
+    skipped records named, the others counted."""
+    named = "; ".join(_cut(line) for line in skipped[:_LISTED])
+    more = f"; and {len(skipped) - _LISTED:,} more" if len(skipped) > _LISTED else ""
+    return (
+        f"kept {kept:,} of {kept + len(skipped):,} {what}; skipped {len(skipped):,}: {named}{more}"
+    )
+
+
 class Journal:
     """A study's journal: the only writer of its events and the keeper of their fold.
 
@@ -151,7 +195,11 @@ class Journal:
         self._clock: Callable[[], float] = time.time
         self._run: tuple[int, str] | None = None  # (run, lease holder) while a run goes on
         self._asked_here: set[int] = set()  # trials this journal asked outside runs
-        self.skipped: list[str] = []  # records that could not be read back
+        #: A line for each record skipped: one that could not be read back, or one that does
+        #: not fit the study (see :meth:`StudyState.apply`), in the order of the records.
+        self.skipped: list[str] = []
+        #: How many records were read (or written) and folded in.
+        self.kept = 0
         _journals.add(self)
 
     def __repr__(self) -> str:
@@ -183,7 +231,7 @@ class Journal:
             StudyInUseError: A live run elsewhere holds the study (open it ``read_only``).
         """
         opened = cls(storage, name, read_only=read_only)
-        opened._catch_up()
+        note = opened._catch_up(warn=False)
         if opened._state.n_events == 0 and opened._end == 0:
             if create is None:
                 raise ValueError(
@@ -195,7 +243,7 @@ class Journal:
                 opened._append([create])
                 return opened
             except JournalConflictError:  # created elsewhere at the same moment
-                opened._catch_up()
+                note = opened._catch_up(warn=False)
                 if not exist_ok:
                     raise ValueError(
                         f"name: a study {name!r} was just created in {storage!r} by another "
@@ -208,7 +256,13 @@ class Journal:
             )
         state = opened._state
         if state.space is None:
-            raise ValueError(f"study {name!r} has no study_created event in its opened")
+            first = f" ({_cut(opened.skipped[0])})" if opened.skipped else ""
+            raise ValueError(
+                f"study {name!r} in {opened._where()} cannot be loaded: its first record is "
+                f"not a readable study_created{first}"
+            )
+        if note is not None:
+            warnings.warn(note, CorruptRecordWarning, stacklevel=3)
         if create is not None:
             for attr, want in (
                 ("space", create.space),
@@ -387,26 +441,69 @@ class Journal:
 
     # -- writing --------------------------------------------------------------------------
 
-    def _catch_up(self) -> None:
-        records = self.storage.records(self.name, self._end)
-        self.skipped.extend(records.skipped)
-        self._end = max(self._end, records.end)
-        for event in records.events:
-            self._fold(event)
+    def _where(self) -> str:
+        return str(getattr(self.storage, "path", None) or repr(self.storage))
 
-    def _fold(self, event: Event) -> None:
-        self._state.apply(event)
+    def _catch_up(self, *, warn: bool = True) -> str | None:
+        """Fold in the records appended since; returns (and warns, unless not ``warn``) one
+        line on what was skipped among them, if anything was.
+
+        Raises:
+            ValueError: The study's definition cannot be read (it cannot be loaded).
+        """
+        start = self._end
+        records = self.storage.records(self.name, start)
+        self._end = max(self._end, records.end)
+        positions = _positions(records, start)
+        skipped = [(_record_number(line), line) for line in records.skipped]
+        kept = 0
+        for i, event in enumerate(records.events):
+            try:
+                why = self._fold(event, warn=False)
+            except ValueError as error:  # its definition: nothing can be folded without it
+                raise ValueError(
+                    f"study {self.name!r} in {self._where()} cannot be loaded: {error}"
+                ) from None
+            if why is None:
+                kept += 1
+            else:
+                seq = None if positions is None else positions[i]
+                skipped.append((seq, f"record {'?' if seq is None else seq}: {why}"))
+        if not skipped:
+            return None
+        skipped.sort(key=lambda item: (item[0] is None, item[0] or 0))  # record order
+        lines = [line for _, line in skipped]
+        self.skipped.extend(lines)
+        what = "records" if start == 0 else f"records from record {start} on"
+        note = f"study {self.name!r} in {self._where()}: {_tally(kept, lines, what)}"
+        if warn:
+            warnings.warn(note, CorruptRecordWarning, stacklevel=3)
+        return note
+
+    def skipped_note(self) -> str:
+        """One line on what reading the study kept and skipped (empty if nothing was
+        skipped): ``"kept 998 of 1,000 records; skipped 2: record 17 ..., record 40 ..."``."""
+        return _tally(self.kept, self.skipped, "records") if self.skipped else ""
+
+    def _fold(self, event: Event, *, warn: bool = True) -> str | None:
+        why = self._state.apply(event, warn=warn)
+        if why is not None:
+            return why
+        self.kept += 1
         for listener in list(self._subscribers):
             try:
                 listener(event)
             except Exception as error:  # a view's fault never stops the study
                 logger.warning("asynchpo: a listener of study %r failed: %r", self.name, error)
+        return None
 
     def _append(self, events: Sequence[Event]) -> None:
         self.storage.append(self.name, events, self._end)
-        self._end += len(events)
-        for event in events:
-            self._fold(event)
+        at, self._end = self._end, self._end + len(events)
+        for i, event in enumerate(events):
+            why = self._fold(event)
+            if why is not None:  # it was written: reading the study back will skip it too
+                self.skipped.append(f"record {at + i}: {why}")
 
     def write(self, make: Callable[[StudyState], Sequence[Event]]) -> list[Event]:
         """Append the events ``make(state)`` gives, in one transaction, and fold them in.

@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
+import zlib
 
 import pytest
 
@@ -108,3 +109,39 @@ def test_demo_runs_a_real_study_and_resumes(tmp_path):
     study = ah.Study.load("demo", storage=db)
     assert all(len(t.reports) == 3 for t in study.trials)  # one report per fold
     assert 0.0 <= study.best_value < 0.2
+
+
+def test_a_study_that_cannot_be_loaded_is_one_line_and_the_others_still_show(db, capsys):
+    with sqlite3.connect(db) as conn:
+        payload = (
+            '{"kind":"study_created","time":0,"space":{"lr":{"type":"float","low":1,"high":0}},'
+            '"objective":"loss","direction":"minimize"}'
+        )
+        conn.execute(
+            "UPDATE events SET payload = ?, crc = ? WHERE study = 'mlp' AND seq = 0",
+            (payload, zlib.crc32(payload.encode())),
+        )
+    conn.close()
+    assert main(["studies", str(db)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["other"]
+    (line,) = err.splitlines()
+    assert line.startswith(f"asynchpo: study 'mlp' in {db} cannot be loaded: study_created: ")
+    assert main(["show", str(db), "mlp"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert main(["show", str(db), "other"]) == 0
+
+
+def test_a_skipped_record_is_said_once_and_the_table_still_shows(db, capsys):
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE events SET crc = crc + 1 WHERE study = 'mlp' AND seq = 1")
+    conn.close()
+    assert main(["show", str(db), "mlp"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("mlp: 2 done")  # trial 0 went with its record
+    (line,) = err.splitlines()
+    assert line.startswith(
+        f"asynchpo: {db}: study 'mlp': kept 6 of 8 records; skipped 2: record 1 "
+    )
+    assert line.endswith("; record 2: trial_completed of unknown trial 0")

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 
 class InMemoryStorage(BaseStorage):
-    """A journal in a dict. Events are checked to be JSON on append, as on disk.
+    """A journal in a dict. Each event is written to its record and read back on append, as
+    a file would keep it: what a file would refuse is refused here too (``ValueError``,
+    nothing written), and what is kept is what a file would give back.
 
     Example:
         >>> storage = InMemoryStorage()
@@ -29,8 +31,9 @@ class InMemoryStorage(BaseStorage):
         return "InMemoryStorage()"
 
     def append(self, study: str, events: Sequence[Event], at: int) -> None:
-        for event in events:
-            event.to_json()  # the same values as a file would take
+        from asynchpo.events import decode_record  # events import this package
+
+        kept = [decode_record(event.to_json()) for event in events]  # as a file keeps them
         with self._lock:
             journal = self._events.setdefault(study, [])
             if at > len(journal):
@@ -42,7 +45,7 @@ class InMemoryStorage(BaseStorage):
                     f"study {study!r} has {len(journal)} records, not {at}: another writer "
                     "appended first"
                 )
-            journal.extend(events)
+            journal.extend(kept)
 
     def records(self, study: str, start: int = 0) -> Records:
         with self._lock:
