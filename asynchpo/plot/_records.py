@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asynchpo.results._xarray import param_value
+from asynchpo._limits import MAX_TEXT
+from asynchpo.results._codec import decode, numbers
+from asynchpo.results._xarray import metric_name
 from asynchpo.space import Space
 
 if TYPE_CHECKING:
@@ -52,13 +55,13 @@ class Parallel:
 
 @dataclass(frozen=True)
 class Curves:
-    """Reported learning curves in long form: one row per (trial, step)."""
+    """Reported learning curves in long form: one row per report of the metric."""
 
     metric: str
-    trial: np.ndarray
-    step: np.ndarray
-    value: np.ndarray
-    state: np.ndarray
+    trial: np.ndarray  # `m`, the number of the trial that made each report
+    step: np.ndarray  # `m`
+    value: np.ndarray  # `m`
+    state: np.ndarray  # `m`, the state of that trial
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,32 @@ class Importance:
     n_trials: int
 
 
-def _complete(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
-    from asynchpo.results._xarray import metric_name
-
-    objective = metric_name(ds, str(ds.attrs["objective"])) or "<none>"
+def _complete(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray]:
+    """The complete trials with a finite objective, and the objective's values, `n`."""
+    objective = metric_name(ds, str(ds.attrs["objective"]))
     done = ds.isel(trial=np.flatnonzero(ds["state"].values == "complete"))
-    if objective in done:
-        done = done.isel(trial=np.flatnonzero(np.isfinite(done[objective].values)))
-    return done, objective
+    if objective is None:
+        return done.isel(trial=slice(0, 0)), np.empty(0)
+    value = _numbers(done[objective])
+    keep = np.flatnonzero(np.isfinite(value))
+    return done.isel(trial=keep), value[keep]
+
+
+def _numbers(da: xr.DataArray) -> np.ndarray:
+    return numbers(np.asarray(da.values), da.attrs)
+
+
+def _params(ds: xr.Dataset, space: Space) -> list[dict[str, Any]]:
+    """Each trial's parameters, as the space gives them."""
+    columns = {
+        p: decode(p, np.asarray(ds[f"param_{p}"].values), ds[f"param_{p}"].attrs, MAX_TEXT)
+        for p in space.names
+    }
+    return [{p: columns[p][i] for p in space.names} for i in range(ds.sizes["trial"])]
+
+
+def _space(ds: xr.Dataset) -> Space:
+    return Space.from_spec(json.loads(ds.attrs["space"]))
 
 
 def _running_best(values: np.ndarray, maximize: bool) -> np.ndarray:
@@ -94,9 +115,8 @@ def _running_best(values: np.ndarray, maximize: bool) -> np.ndarray:
 
 
 def history(ds: xr.Dataset) -> History:
-    done, objective = _complete(ds)
+    done, value = _complete(ds)
     maximize = ds.attrs["direction"] == "maximize"
-    value = done[objective].values.astype(float) if objective in done else np.empty(0)
     trial = done["trial"].values
     end = done["end"].values.astype(float)
     t0 = np.nanmin(ds["start"].values) if np.isfinite(ds["start"].values).any() else 0.0
@@ -113,13 +133,20 @@ def history(ds: xr.Dataset) -> History:
 
 
 def slices(ds: xr.Dataset) -> Slice:
-    done, objective = _complete(ds)
-    names = [str(v) for v in ds.data_vars if ds[v].attrs.get("role") == "param"]
+    """Parameters as drawn: numbers as numbers (ints beyond ``int64`` as floats), other
+    values as their text (JSON text for choices that mix types)."""
+    done, value = _complete(ds)
+    names = list(_space(ds).names)
+    params = {}
+    for p in names:
+        da = done[f"param_{p}"]
+        json_text = da.attrs.get("encoding") == "json"
+        params[p] = _numbers(da) if json_text and da.attrs["type"] == "int" else da.values
     return Slice(
         objective=str(ds.attrs["objective"]),
-        params={p: done[p].values for p in names},
-        log={p: bool(ds[p].attrs.get("log", 0)) for p in names},
-        value=done[objective].values.astype(float) if objective in done else np.empty(0),
+        params=params,
+        log={p: bool(ds[f"param_{p}"].attrs.get("log", 0)) for p in names},
+        value=value,
         trial=done["trial"].values,
     )
 
@@ -127,16 +154,12 @@ def slices(ds: xr.Dataset) -> Slice:
 def parallel(ds: xr.Dataset) -> Parallel:
     """Each axis scaled as the sampler sees it: log parameters in log space, categories
     spread evenly in the order of their choices."""
-    import json
-
-    done, objective = _complete(ds)
-    space = Space.from_spec(json.loads(ds.attrs["space"]))
+    done, value = _complete(ds)
+    space = _space(ds)
     axes = list(space.names)
-    value = done[objective].values.astype(float) if objective in done else np.empty(0)
     if not len(value):
         return Parallel(str(ds.attrs["objective"]), axes, np.empty((0, len(axes))), value, value)
-    rows = [{p: param_value(ds[p], done[p].values[i]) for p in axes} for i in range(len(value))]
-    scaled = np.array([space.encode(r) for r in rows])
+    scaled = np.array([space.encode(r) for r in _params(done, space)])
     rank = np.argsort(np.argsort(value if ds.attrs["direction"] == "minimize" else -value))
     q = (rank + 0.5) / len(value)
     group = np.where(q <= 0.1, "best 10%", np.where(q <= 0.5, "10-50%", "worst 50%"))
@@ -144,50 +167,46 @@ def parallel(ds: xr.Dataset) -> Parallel:
 
 
 def curves(ds: xr.Dataset, metric: str | None = None) -> Curves:
-    names = {
-        str(ds[v].attrs["metric"]): str(v)
-        for v in ds.data_vars
-        if ds[v].attrs.get("role") == "curve"
-    }
+    """The reports of ``metric`` (the objective's by default, else the first reported),
+    from the ``report`` dimension; non-numbers are left out."""
+    names = sorted(str(v)[len("curve_") :] for v in ds.data_vars if str(v).startswith("curve_"))
+    objective = str(ds.attrs["objective"])
     if metric is None:
-        metric = str(ds.attrs["objective"]) if str(ds.attrs["objective"]) in names else None
-        metric = metric or (sorted(names)[0] if names else str(ds.attrs["objective"]))
+        metric = objective if objective in names or not names else names[0]
     if metric not in names:
         if names:
-            raise ValueError(
-                f"metric: no learning curve of {metric!r}; the study reported {sorted(names)}"
-            )
+            raise ValueError(f"metric: no learning curve of {metric!r}; the study reported {names}")
         empty = np.empty(0)
         return Curves(metric, empty.astype(int), empty.astype(int), empty, empty.astype(str))
-    grid = ds[names[metric]].values
-    i, j = np.nonzero(np.isfinite(grid))
+    value = _numbers(ds[f"curve_{metric}"])
+    keep = np.flatnonzero(np.isfinite(value))
+    trial = ds["report_trial"].values[keep]
+    step = ds["report_step"]
+    steps = step.values[keep] if step.dtype.kind in "iu" else _numbers(step)[keep]
+    row = np.searchsorted(ds["trial"].values, trial)
     return Curves(
         metric=metric,
-        trial=ds["trial"].values[i],
-        step=ds["step"].values[j],
-        value=grid[i, j],
-        state=ds["state"].values[i].astype(str),
+        trial=trial,
+        step=steps,
+        value=value[keep],
+        state=ds["state"].values[row].astype(str),
     )
 
 
 def importance(ds: xr.Dataset, n: int = 2**11, seed: int = 0) -> Importance:
     """Sobol' indices (``scipy.stats.sobol_indices``, Saltelli's estimator) of the mean of
     a GP fitted to the complete trials on the unit-cube encoding of the space."""
-    import json
-
     from scipy.stats import sobol_indices, uniform
 
     from asynchpo.surrogate import Features, Posterior, Warp, fit_hyper
 
-    done, objective = _complete(ds)
-    space = Space.from_spec(json.loads(ds.attrs["space"]))
+    done, value = _complete(ds)
+    space = _space(ds)
     names = list(space.names)
-    value = done[objective].values.astype(float) if objective in done else np.empty(0)
     if len(value) < 3 or np.ptp(value) == 0:
         nan = np.full(len(names), math.nan)
         return Importance(str(ds.attrs["objective"]), names, nan, nan, len(value))
-    rows = [{p: param_value(ds[p], done[p].values[i]) for p in names} for i in range(len(value))]
-    X = np.array([space.encode(r) for r in rows])
+    X = np.array([space.encode(r) for r in _params(done, space)])
     features = Features(space)
     warp = Warp.fit(value)
     wy = warp(value)

@@ -1,24 +1,49 @@
 """A study as an ``xarray.Dataset``, and back: the form results are analysed, plotted and kept in.
 
-The Dataset has a ``trial`` dimension (one row per trial, by number) and a ``step``
-dimension (the steps reported by ``asynchpo.report``). Each variable says what it is in
-``attrs["role"]``: ``"param"``, ``"metric"``, ``"curve"`` (a metric reported per step),
-``"curve_time"`` or ``"trial"`` (state, worker, times). Parameters keep their distribution in
-their attributes, and the whole space is in ``ds.attrs["space"]`` (JSON), so a Dataset read
-back from netCDF or zarr is enough to rebuild the study. Every attribute is a string or a
-number, which both formats keep as they are.
+The layout (format 2, in ``ds.attrs["asynchpo_format"]``):
+
+- Dimension ``trial``, one row per trial, with coordinate ``trial`` (the trial numbers,
+  0, 1, 2, ...). Its variables:
+
+  - ``param_<name>``: each parameter of the space (``attrs``: ``role="param"``, the
+    distribution's ``type``, and ``low``, ``high``, ``step``, ``log`` or ``choices``);
+  - ``metric_<name>``: each metric the objective returned (``role="metric"``), NaN or
+    ``""`` for trials without it;
+  - the trial's own: ``state``, ``failure``, ``error_message``, ``worker``, ``attempts``,
+    ``asked``, ``start``, ``end`` (seconds, NaN until they happen; ``role="trial"``) and
+    ``duration`` (``end - start``, ``role="derived"``).
+
+- Dimension ``report``, one row per intermediate report (``asynchpo.report``), the
+  trials' reports one after the other, each trial's in the order it made them, with
+  coordinates ``report_trial`` (the trial's number), ``report_step`` and ``report_time``
+  (seconds), and a variable ``curve_<name>`` for each metric reported (``role="curve"``),
+  NaN or ``""`` in the reports without it. Memory grows with the number of reports (a
+  trial's curve is ``ds.where(ds.report_trial == 3, drop=True)``; all of them as a table is
+  ``ds[["curve_loss"]].to_dataframe()``).
+
+The prefixes keep every name a study chooses (parameters, metrics) apart from the Dataset's
+own names and from each other: a parameter called ``state`` is ``param_state``.
+
+Values are kept exactly (see ``asynchpo.results._codec``): floats as ``float64``, ints as
+``int64``, strings as text, and what NumPy would change (ints beyond ``int64``, categorical
+choices that mix ``1`` and ``1.0`` or ``True``, ``None``, metrics that are not all floats) as
+JSON text, with ``attrs["encoding"] == "json"``. The whole space is in ``ds.attrs["space"]``
+(JSON), with ``name``, ``objective`` and ``direction``, so a Dataset read back from netCDF or
+zarr is enough to rebuild the study. Every attribute is a string or a number, which both
+formats keep as they are.
+
+Format 1 (until the layout above) named parameters and metrics as they were and kept
+curves on a dense ``trial x step`` grid; :func:`from_xarray` still reads it.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asynchpo._limits import MAX_ATTEMPTS
 from asynchpo.events import (
     Event,
     StudyState,
@@ -30,7 +55,15 @@ from asynchpo.events import (
     TrialReported,
     TrialStarted,
 )
-from asynchpo.space import Space
+from asynchpo.results._codec import (
+    FORMAT,
+    MISSING,
+    encode_ints,
+    encode_metric,
+    encode_param,
+    strings,
+)
+from asynchpo.results._read import read
 from asynchpo.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -40,8 +73,9 @@ if TYPE_CHECKING:
     from asynchpo.storage import BaseStorage
     from asynchpo.study import Study
 
-FORMAT = 1  # bumped when the layout changes
-_TRIAL_VARS = ("state", "failure", "error_message", "worker", "attempts", "asked", "start", "end")
+__all__ = ["FORMAT", "from_xarray", "metric_name", "to_xarray"]
+
+_Vars = dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, Any]]]
 
 
 def _xarray() -> Any:
@@ -54,37 +88,8 @@ def _xarray() -> Any:
     return xarray
 
 
-def _strings(values: list[str]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _nan(v: float | None) -> float:
-    return math.nan if v is None else float(v)
-
-
-def _param_var(
-    name: str, spec: Mapping[str, Any], values: list[Any]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    attrs: dict[str, Any] = {"role": "param", "type": spec["type"]}
-    if spec["type"] == "categorical":
-        choices = list(spec["choices"])
-        attrs["choices"] = json.dumps(choices)
-        if all(isinstance(c, str) for c in choices):
-            return _strings(values), attrs
-        if all(_is_number(c) for c in choices):
-            return np.asarray(values, dtype=float), attrs
-        return _strings([json.dumps(v) for v in values]), {**attrs, "encoding": "json"}
-    attrs.update(low=spec["low"], high=spec["high"], log=int(bool(spec["log"])))
-    if spec.get("step") is not None:
-        attrs["step"] = spec["step"]
-    dtype = np.int64 if spec["type"] == "int" else float
-    return np.asarray(values, dtype=dtype), attrs
+def _times(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
 
 
 def to_xarray(study: Study) -> xr.Dataset:
@@ -96,86 +101,28 @@ def to_xarray(study: Study) -> xr.Dataset:
         ...                  sampler=ah.RandomSampler(seed=0))
         >>> study.optimize(lambda p: p["x"], n_trials=3, progress=False)
         >>> ds = study.to_xarray()
-        >>> ds.sizes["trial"], ds["x"].attrs["type"], str(ds["state"].values[0])
+        >>> ds.sizes["trial"], ds["param_x"].attrs["type"], str(ds["state"].values[0])
         (3, 'float', 'complete')
     """
     xarray = _xarray()
     trials: list[Trial] = study.trials
     space_spec = study.space.to_spec()
-    numbers = np.array([t.number for t in trials], dtype=np.int64)
-    data: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, Any]]] = {}
+    data: _Vars = {}
     for name, spec in space_spec.items():
-        values, attrs = _param_var(name, spec, [t.params[name] for t in trials])
-        data[name] = (("trial",), values, attrs)
-
-    taken = set(data) | set(_TRIAL_VARS) | {"duration", "trial", "step"}
-    metric_names = sorted({k for t in trials for k in t.values})
-
-    def metric_var(metric: str, prefix: str = "") -> str:
-        name = prefix + metric
-        return name if name not in taken else f"metric_{name}"
-
-    for metric in metric_names:
-        raw = [t.values.get(metric) for t in trials]
-        attrs = {"role": "metric", "metric": metric}
-        if all(v is None or _is_number(v) for v in raw):
-            values = np.array([_nan(v) for v in raw], dtype=float)
-        else:  # not a number: kept as JSON text
-            values = _strings(["" if v is None else json.dumps(v) for v in raw])
-            attrs["encoding"] = "json"
-        data[metric_var(metric)] = (("trial",), values, attrs)
-
-    data["state"] = (("trial",), _strings([t.state.value for t in trials]), {"role": "trial"})
-    data["failure"] = (
-        ("trial",),
-        _strings(["" if t.failure is None else t.failure.value for t in trials]),
-        {"role": "trial"},
-    )
-    data["error_message"] = (
-        ("trial",),
-        _strings([t.error or "" for t in trials]),
-        {"role": "trial"},
-    )
-    data["worker"] = (("trial",), _strings([t.worker or "" for t in trials]), {"role": "trial"})
-    data["attempts"] = (
-        ("trial",),
-        np.array([t.attempts for t in trials], dtype=np.int64),
-        {"role": "trial"},
-    )
-    for var, attr in (("asked", "asked_at"), ("start", "started_at"), ("end", "finished_at")):
-        values = np.array([_nan(getattr(t, attr)) for t in trials], dtype=float)
-        data[var] = (("trial",), values, {"role": "trial", "units": "s"})
-    data["duration"] = (
-        ("trial",),
-        data["end"][1] - data["start"][1],
-        {"role": "derived", "units": "s"},
-    )
-
-    steps = sorted({r.step for t in trials for r in t.reports})
-    col = {s: j for j, s in enumerate(steps)}
-    curve_metrics = sorted(
-        {k for t in trials for r in t.reports for k, v in r.metrics.items() if _is_number(v)}
-    )
-    for metric in curve_metrics:
-        grid = np.full((len(trials), len(steps)), np.nan)
-        for i, t in enumerate(trials):
-            for r in t.reports:
-                v = r.metrics.get(metric)
-                if _is_number(v):
-                    grid[i, col[r.step]] = v
-        name = metric_var(metric, "curve_")
-        data[name] = (("trial", "step"), grid, {"role": "curve", "metric": metric})
-    if steps:
-        when = np.full((len(trials), len(steps)), np.nan)
-        for i, t in enumerate(trials):
-            for r in t.reports:
-                when[i, col[r.step]] = r.time
-        data["curve_time"] = (("trial", "step"), when, {"role": "curve_time", "units": "s"})
-
-    coords = {"trial": numbers, "step": np.array(steps, dtype=np.int64)}
+        values, attrs = encode_param(spec, [t.params[name] for t in trials])
+        data[f"param_{name}"] = (("trial",), values, attrs)
+    for metric in sorted({k for t in trials for k in t.values}):
+        values, attrs = encode_metric([t.values.get(metric, MISSING) for t in trials])
+        data[f"metric_{metric}"] = (("trial",), values, {"role": "metric", **attrs})
+    data.update(_trial_vars(trials))
+    coords, curves = _reports(trials)
+    data.update(curves)
     ds = xarray.Dataset(
         {k: xarray.Variable(dims, values, attrs) for k, (dims, values, attrs) in data.items()},
-        coords=coords,
+        coords={
+            "trial": np.array([t.number for t in trials], dtype=np.int64),
+            **{k: xarray.Variable(d, v, a) for k, (d, v, a) in coords.items()},
+        },
     )
     ds.attrs.update(
         name=study.name,
@@ -188,29 +135,66 @@ def to_xarray(study: Study) -> xr.Dataset:
     return dataset
 
 
+def _trial_vars(trials: list[Trial]) -> _Vars:
+    role = {"role": "trial"}
+    seconds = {"role": "trial", "units": "s"}
+    start = _times([t.started_at for t in trials])
+    end = _times([t.finished_at for t in trials])
+    return {
+        "state": (("trial",), strings([t.state.value for t in trials]), role),
+        "failure": (
+            ("trial",),
+            strings([t.failure.value if t.failure else "" for t in trials]),
+            role,
+        ),
+        "error_message": (("trial",), strings([t.error or "" for t in trials]), role),
+        "worker": (("trial",), strings([t.worker or "" for t in trials]), role),
+        "attempts": (("trial",), np.array([t.attempts for t in trials], dtype=np.int64), role),
+        "asked": (("trial",), _times([t.asked_at for t in trials]), seconds),
+        "start": (("trial",), start, seconds),
+        "end": (("trial",), end, seconds),
+        "duration": (("trial",), end - start, {"role": "derived", "units": "s"}),
+    }
+
+
+def _reports(trials: list[Trial]) -> tuple[_Vars, _Vars]:
+    """The ``report`` dimension: its coordinates and one variable per metric, each `m`."""
+    numbers: list[int] = []
+    steps: list[int] = []
+    times: list[float] = []
+    cells: dict[str, list[tuple[int, Any]]] = {}
+    for t in trials:
+        for r in t.reports:
+            row = len(numbers)
+            numbers.append(t.number)
+            steps.append(r.step)
+            times.append(r.time)
+            for metric, v in r.metrics.items():
+                cells.setdefault(metric, []).append((row, v))
+    step_values, step_attrs = encode_ints(steps)
+    coords: _Vars = {
+        "report_trial": (("report",), np.array(numbers, dtype=np.int64), {"role": "report"}),
+        "report_step": (("report",), step_values, {"role": "report", **step_attrs}),
+        "report_time": (
+            ("report",),
+            np.array(times, dtype=float),
+            {"role": "report", "units": "s"},
+        ),
+    }
+    curves: _Vars = {}
+    for metric in sorted(cells):
+        column: list[Any] = [MISSING] * len(numbers)
+        for row, v in cells[metric]:
+            column[row] = v
+        values, attrs = encode_metric(column)
+        curves[f"curve_{metric}"] = (("report",), values, {"role": "curve", **attrs})
+    return coords, curves
+
+
 def metric_name(ds: xr.Dataset, metric: str) -> str | None:
-    """The variable that holds ``metric`` (its name, or ``metric_<name>`` on a clash)."""
-    for var in ds.data_vars:
-        attrs = ds[var].attrs
-        if attrs.get("role") == "metric" and attrs.get("metric") == metric:
-            return str(var)
-    return None
-
-
-def param_value(da: Any, v: Any) -> Any:
-    """A parameter's value as the space gives it, from an element of its variable ``da``."""
-    kind = da.attrs["type"]
-    if kind == "int":
-        return int(v)
-    if kind == "float":
-        return float(v)
-    if da.attrs.get("encoding") == "json":
-        return json.loads(str(v))
-    choices = json.loads(da.attrs["choices"])
-    for c in choices:  # the choice itself, with its own type
-        if c == v or str(c) == str(v):
-            return c
-    raise ValueError(f"{da.name}: {v!r} is not one of its choices {choices}")
+    """The variable that holds ``metric``, if a trial returned it."""
+    var = f"metric_{metric}"
+    return var if var in ds.data_vars else None
 
 
 def from_xarray(
@@ -220,8 +204,15 @@ def from_xarray(
     sampler: BaseSampler | None = None,
 ) -> Study:
     """A study rebuilt from a Dataset made by :func:`to_xarray` (read back from netCDF or
-    zarr, say): same space, objective, direction, trials, states, values, reports, workers
-    and times. Trials that were running come back ``INTERRUPTED``, to be run again.
+    zarr, say, in this format or format 1): same space, objective, direction, trials,
+    states, parameters, values, reports, workers and times. Trials that were running come
+    back ``INTERRUPTED``, to be run again.
+
+    The whole Dataset is checked before anything is written: its sizes and dtypes first,
+    before any value is read (at most ``MAX_TRIALS`` trials and ``MAX_REPORTS`` reports, from
+    ``asynchpo.results._read``, and the limits of ``asynchpo._limits``), then every trial's
+    parameters against the space, its state, failure, attempts, times, metrics and reports.
+    The journal gets all of its trials in one transaction, or nothing.
 
     Args:
         ds: The Dataset.
@@ -230,35 +221,23 @@ def from_xarray(
         sampler: Its sampler (the default GP if None).
 
     Raises:
-        ValueError: ``ds`` was not made by :func:`to_xarray`.
+        ValueError: ``ds`` is not a Dataset that :func:`to_xarray` makes, or holds more than
+            the limits; the message starts with ``ds`` and names what is wrong (the trial
+            and the parameter, the variable, the attribute).
     """
     from asynchpo.study import Study
 
-    for key in ("space", "objective", "direction", "asynchpo_format"):
-        if key not in ds.attrs:
-            raise ValueError(f"ds: no {key!r} attribute; not a Dataset from Study.to_xarray()")
-    if int(ds.attrs["asynchpo_format"]) > FORMAT:
-        raise ValueError(
-            f"ds: made by a newer asynchpo (format {ds.attrs['asynchpo_format']}); upgrade"
-        )
-    space = Space.from_spec(json.loads(ds.attrs["space"]))
-    roles: dict[str, list[str]] = {}
-    for var in ds.data_vars:
-        roles.setdefault(str(ds[var].attrs.get("role")), []).append(str(var))
-    steps = [int(s) for s in ds["step"].values] if "step" in ds.coords else []
-    has_time = "curve_time" in ds
-    events: list[Event] = []  # all read and checked before the study exists
-    for i, number in enumerate(int(n) for n in ds["trial"].values):
-        if number != i:
-            raise ValueError(f"ds: trial numbers must run 0, 1, 2, ...; got {number} at row {i}")
-        events += _replay_trial(ds, i, number, space, roles, steps, has_time)
+    contents = read(ds)
+    if name is None and contents.name is None:
+        raise ValueError("ds: no 'name' attribute; give the study a name")
+    events = [e for t in contents.trials for e in _replay(t)]
     study = Study(
-        space,
-        objective=str(ds.attrs["objective"]),
-        direction=str(ds.attrs["direction"]),
+        contents.space,
+        objective=contents.objective,
+        direction=contents.direction,
         sampler=sampler,
         storage=storage,
-        name=name if name is not None else str(ds.attrs["name"]),
+        name=name if name is not None else contents.name,
     )
 
     def replay(state: StudyState) -> list[Event]:
@@ -270,62 +249,39 @@ def from_xarray(
     return study
 
 
-def _replay_trial(
-    ds: xr.Dataset,
-    i: int,
-    number: int,
-    space: Space,
-    roles: dict[str, list[str]],
-    steps: list[int],
-    has_time: bool,
-) -> list[Event]:
-    def when(var: str, default: float) -> float:
-        v = float(ds[var].values[i])
-        return default if math.isnan(v) else v
+_UNFINISHED = "it had not finished when the results were saved"
 
-    out: list[Event] = []
-    params = {p: param_value(ds[p], ds[p].values[i]) for p in space.names}
-    asked = when("asked", 0.0)
-    out.append(TrialAsked(time=asked, number=number, params=params, run=None))
-    worker = str(ds["worker"].values[i]) or None
-    start = float(ds["start"].values[i])
-    attempts = int(ds["attempts"].values[i])
-    if not 0 <= attempts <= MAX_ATTEMPTS:
-        raise ValueError(f"ds: attempts of trial {number} is {attempts}, not in 0..{MAX_ATTEMPTS}")
-    for attempt in range(1, attempts + 1):
-        at = asked if math.isnan(start) or attempt < attempts else start
-        out.append(TrialStarted(time=at, number=number, attempt=attempt, worker=worker))
-    last_step = None
-    for j, step in enumerate(steps):
-        metrics = {
-            str(ds[v].attrs["metric"]): float(ds[v].values[i, j])
-            for v in roles.get("curve", [])
-            if not math.isnan(float(ds[v].values[i, j]))
-        }
-        if metrics:
-            last_step = step
-            t = float(ds["curve_time"].values[i, j]) if has_time else asked
-            out.append(TrialReported(time=t, number=number, step=step, metrics=metrics, seq=j))
-    state = TrialState(str(ds["state"].values[i]))
-    end = when("end", asked)
-    if state is TrialState.COMPLETE:
-        values: dict[str, Any] = {}
-        for v in roles.get("metric", []):
-            raw = ds[v].values[i]
-            metric = str(ds[v].attrs["metric"])
-            if ds[v].attrs.get("encoding") == "json":
-                if str(raw):
-                    values[metric] = json.loads(str(raw))
-            elif not math.isnan(float(raw)):
-                values[metric] = float(raw)
-        out.append(TrialCompleted(time=end, number=number, values=values))
-    elif state is TrialState.FAILED:
-        failure = str(ds["failure"].values[i]) or "error"
-        reason = str(ds["error_message"].values[i])
-        out.append(TrialFailed(time=end, number=number, reason=reason, failure=failure))
-    elif state is TrialState.PRUNED:
-        out.append(TrialPruned(time=end, number=number, step=last_step))
+
+def _replay(t: Trial) -> list[Event]:
+    """The events that lead to trial ``t``."""
+    assert t.asked_at is not None
+    n = t.number
+    out: list[Event] = [TrialAsked(time=t.asked_at, number=n, params=dict(t.params), run=None)]
+    for attempt in range(1, t.attempts + 1):
+        last = attempt == t.attempts and t.started_at is not None
+        at = t.started_at if last and t.started_at is not None else t.asked_at
+        out.append(TrialStarted(time=at, number=n, attempt=attempt, worker=t.worker))
+    for seq, r in enumerate(t.reports):
+        out.append(
+            TrialReported(time=r.time, number=n, step=r.step, metrics=dict(r.metrics), seq=seq)
+        )
+    start = t.started_at if t.started_at is not None else t.asked_at
+    latest = max([t.asked_at, start, *(r.time for r in t.reports)])
+    end = t.finished_at if t.finished_at is not None else latest
+    if t.state is TrialState.COMPLETE:
+        out.append(TrialCompleted(time=end, number=n, values=dict(t.values)))
+    elif t.state is TrialState.FAILED:
+        assert t.failure is not None
+        out.append(TrialFailed(time=end, number=n, reason=t.error or "", failure=t.failure.value))
+    elif t.state is TrialState.PRUNED:
+        step = t.reports[-1].step if t.reports else None
+        out.append(TrialPruned(time=end, number=n, step=step))
     else:  # running or interrupted when saved
-        reason = "it had not finished when the results were saved"
-        out.append(TrialInterrupted(time=end, number=number, reason=reason))
+        reason = t.error if t.state is TrialState.INTERRUPTED and t.error else _UNFINISHED
+        out.append(TrialInterrupted(time=end, number=n, reason=reason))
+    for e in out:  # each must be a record the journal takes, or nothing is written
+        try:
+            e.to_json()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ds: trial {n}: {exc}") from None
     return out

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import itertools
+import json
+
 import numpy as np
 import pytest
 
@@ -101,3 +104,42 @@ def test_an_empty_study_plots_without_error():
     empty.plot.history()
     r = _records.importance(empty.to_xarray())
     assert np.isnan(r.first).all()
+
+
+def test_records_read_parameters_named_like_the_datasets_own_and_mixed_choices():
+    space = ah.Space(state=ah.Float(0, 1), trial=ah.Categorical([1, 1.0, 2]), k=ah.Int(1, 3))
+    s = ah.Study(space, sampler=ah.RandomSampler(seed=1), name="names")
+    s.optimize(lambda p: p["state"] + p["k"], n_trials=30, progress=False)
+    ds = s.to_xarray()
+    r = _records.slices(ds)
+    assert list(r.params) == ["state", "trial", "k"]
+    done = s.get_trials(["complete"])
+    np.testing.assert_array_equal(r.params["state"], [t.params["state"] for t in done])
+    assert list(r.params["trial"]) == [json.dumps(t.params["trial"]) for t in done]
+    p = _records.parallel(ds)
+    np.testing.assert_allclose(p.scaled, [space.encode(t.params) for t in done])
+    assert {json.dumps(t.params["trial"]) for t in done} == {"1", "1.0", "2"}
+
+
+def test_learning_curves_on_a_global_step_counter_are_one_row_per_report():
+    counter = itertools.count()
+
+    def f(p):
+        for _ in range(5):
+            ah.report(next(counter), value=p["x"], note="text is left out")
+        if p["k"] == 5:
+            raise ValueError("a failing corner")
+        return p["x"]
+
+    s = ah.Study(SPACE, sampler=ah.RandomSampler(seed=2), name="global")
+    s.optimize(f, n_trials=20, progress=False)
+    c = _records.curves(s.to_xarray())
+    rows = [
+        (t.number, r.step, r.metrics["value"], t.state.value) for t in s.trials for r in t.reports
+    ]
+    assert list(zip(c.trial, c.step, c.value, c.state, strict=True)) == rows
+    assert len(set(c.step)) == 100
+    with pytest.raises(ValueError, match=r"the study reported \['note', 'value'\]"):
+        _records.curves(s.to_xarray(), "loss")
+    assert len(_records.curves(s.to_xarray(), "note").value) == 0
+    s.plot.learning_curves()
