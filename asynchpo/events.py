@@ -22,6 +22,7 @@ import numpy as np
 from asynchpo._limits import (
     MAX_CHOICES,
     MAX_DEPTH,
+    MAX_INT,
     MAX_PARAMS,
     MAX_RECORD_BYTES,
     MAX_STRING,
@@ -181,8 +182,6 @@ def decode_record(payload: str | bytes) -> Event:
 
 # -- the schema: what each field of each kind of record may hold --------------------------------
 
-#: Ints a record holds fit in 64 bits (SQLite's, NumPy's), so that every reader can use them.
-_MAX_INT = 2**63
 #: Which fields say what the event is about: a record without them is refused (the others
 #: default, as records written before they existed lack them).
 _REQUIRED = frozenset({"time", "number", "run", "space", "params"})
@@ -259,12 +258,12 @@ def _scalar(value: Any) -> str | None:
     if t is bool or value is None:
         return None
     if t is int:
-        return None if -_MAX_INT <= value < _MAX_INT else "must fit in 64 bits"
+        return None if -MAX_INT <= value < MAX_INT else "must fit in 64 bits"
     # subclasses (a NumPy float, a str enum) are written as what they are a kind of
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return None if -_MAX_INT <= value < _MAX_INT else "must fit in 64 bits"
+        return None if -MAX_INT <= value < MAX_INT else "must fit in 64 bits"
     if isinstance(value, float):
         return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
     if isinstance(value, str):
@@ -285,9 +284,9 @@ def _finite(value: Any) -> None:
 def _integer(low: int) -> Any:
     def check(value: Any) -> None:
         if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
-            if low <= value < _MAX_INT:
+            if low <= value < MAX_INT:
                 return
-            if value < low and low > -_MAX_INT:
+            if value < low and low > -MAX_INT:
                 raise _BadValueError(f"must be an integer >= {low}, got {_show(value)}")
             raise _BadValueError(f"must be an integer that fits in 64 bits, got {_show(value)}")
         raise _BadValueError(f"must be an integer, got {_show(value)}")
@@ -383,7 +382,7 @@ _BY_NAME: dict[str, Any] = {
 }
 _BY_TYPE: dict[Any, Any] = {
     float: _finite,
-    int: _integer(-_MAX_INT),
+    int: _integer(-MAX_INT),
     str: _text(MAX_STRING),
 }
 
