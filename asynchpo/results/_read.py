@@ -66,18 +66,19 @@ def read(ds: xr.Dataset) -> Contents:
     """
     fmt, name, objective, direction, space = _header(ds)
     n = _size(ds, "trial", MAX_TRIALS)
-    if fmt == 1:
-        _count(ds, "role", "metric", "metrics")
-        _count(ds, "role", "curve", "learning-curve metrics")
-    else:
-        _count(ds, "prefix", "metric_", "metrics")
-        _count(ds, "prefix", "curve_", "learning-curve metrics")
-        if "report" in ds.sizes:
-            _size(ds, "report", MAX_REPORTS)
+    for kind, what in (("metric", "metrics"), ("curve", "learning-curve metrics")):
+        if fmt == 1:
+            count = sum(ds.variables[v].attrs.get("role") == kind for v in ds.data_vars)
+        else:
+            count = sum(str(v).startswith(f"{kind}_") for v in ds.data_vars)
+        if count > MAX_PARAMS:
+            raise ValueError(f"ds: {count} {what}; the most a study holds is {MAX_PARAMS}")
+    if fmt > 1 and "report" in ds.sizes:
+        _size(ds, "report", MAX_REPORTS)
     rows = _TrialColumns(ds, n)
     if fmt == 1:
-        params = [_old_param(ds, p, space[p].to_spec(), n) for p in space.names]
-        values = _old_metrics(ds, n)
+        params = [_old_param(ds, p, space[p].to_spec()) for p in space.names]
+        values = _old_metrics(ds)
         reports = _old_reports(ds, n, rows.asked)
     else:
         params = [_column(ds, f"param_{p}", "trial", "fiuOUS", MAX_STRING) for p in space.names]
@@ -160,15 +161,6 @@ def _size(ds: xr.Dataset, dim: str, limit: int) -> int:
     if size > limit:
         raise ValueError(f"ds: {size} along {dim!r}; the most an import takes is {limit}")
     return size
-
-
-def _count(ds: xr.Dataset, how: str, key: str, what: str) -> None:
-    if how == "prefix":
-        n = sum(str(v).startswith(key) for v in ds.data_vars)
-    else:
-        n = sum(ds.variables[v].attrs.get("role") == key for v in ds.data_vars)
-    if n > MAX_PARAMS:
-        raise ValueError(f"ds: {n} {what}; the most a study holds is {MAX_PARAMS}")
 
 
 def _array(ds: xr.Dataset, var: str, dims: tuple[str, ...], kinds: str) -> np.ndarray:
@@ -321,7 +313,7 @@ def _reports(ds: xr.Dataset, n: int) -> list[list[Report]]:
 # Format 1: parameters and metrics under their own names, curves as `trial x step` grids.
 
 
-def _old_param(ds: xr.Dataset, p: str, spec: Mapping[str, Any], n: int) -> list[Any]:
+def _old_param(ds: xr.Dataset, p: str, spec: Mapping[str, Any]) -> list[Any]:
     values = _column(ds, p, "trial", "fiuOUS", MAX_STRING)
     attrs = ds.variables[p].attrs
     if spec["type"] != "categorical" or attrs.get("encoding") == "json":
@@ -334,7 +326,7 @@ def _old_param(ds: xr.Dataset, p: str, spec: Mapping[str, Any], n: int) -> list[
     return values
 
 
-def _old_metrics(ds: xr.Dataset, n: int) -> dict[str, list[Any]]:
+def _old_metrics(ds: xr.Dataset) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for v in ds.data_vars:
         attrs = ds.variables[v].attrs

@@ -17,9 +17,9 @@ The layout (format 2, in ``ds.attrs["asynchpo_format"]``):
   trials' reports one after the other, each trial's in the order it made them, with
   coordinates ``report_trial`` (the trial's number), ``report_step`` and ``report_time``
   (seconds), and a variable ``curve_<name>`` for each metric reported (``role="curve"``),
-  NaN or ``""`` in the reports without it. Memory grows with the number of reports (a
-  trial's curve is ``ds.where(ds.report_trial == 3, drop=True)``; all of them as a table is
-  ``ds[["curve_loss"]].to_dataframe()``).
+  NaN or ``""`` in the reports without it. Memory grows with the number of reports, not
+  with trials times steps. Trial 3's reports are ``ds.isel(report=ds.report_trial == 3)``;
+  all of them as a table, ``ds[["curve_loss"]].to_dataframe()``.
 
 The prefixes keep every name a study chooses (parameters, metrics) apart from the Dataset's
 own names and from each other: a parameter called ``state`` is ``param_state``.

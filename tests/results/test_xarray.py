@@ -97,7 +97,7 @@ def test_layout(study):
     assert all(ds["metric_tag"].sel(trial=n).item() == "" for n in failed)
     assert ds["failure"].sel(trial=failed[0]).item() == "error"
     assert "too deep" in ds["error_message"].sel(trial=failed[0]).item()
-    mine = ds.where(ds["report_trial"] == t.number, drop=True)
+    mine = ds.isel(report=ds["report_trial"] == t.number)
     np.testing.assert_array_equal(mine["report_step"], [0, 1, 2])
     np.testing.assert_allclose(mine["curve_loss"], [t.params["lr"] * k for k in (3, 2, 1)])
     np.testing.assert_array_equal(mine["report_time"], [r.time for r in t.reports])
