@@ -594,10 +594,12 @@ class Study:
             print(repr(self))
 
     def to_xarray(self) -> xr.Dataset:
-        """The trials as an ``xarray.Dataset``: a ``trial`` dimension (parameters with their
-        distribution in ``attrs``, metrics, state, worker, times) and a ``step`` dimension for
-        the reported learning curves. Save it with ``to_netcdf`` or ``to_zarr``; rebuild the
-        study with :meth:`from_xarray`. Needs ``asynchpo[results]``."""
+        """The trials as an ``xarray.Dataset``: a ``trial`` dimension (``param_<name>`` for
+        each parameter, its distribution in ``attrs``; ``metric_<name>`` for each metric;
+        state, worker, times) and a ``report`` dimension for the reported learning curves,
+        one row per report (``report_trial``, ``report_step``, ``report_time``,
+        ``curve_<name>``). Save it with ``to_netcdf`` or ``to_zarr``; rebuild the study with
+        :meth:`from_xarray`. Needs ``asynchpo[results]``."""
         from asynchpo.results import to_xarray
 
         return to_xarray(self)
