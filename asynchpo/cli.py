@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import sys
 import warnings
@@ -23,6 +24,9 @@ asynchronous hyperparameter optimization on dask
   asynchpo studies runs.db         list the studies in a file, with counts and best values
   asynchpo show runs.db NAME       the trials of one study, as a table
 """
+
+
+_RECORD = re.compile(r"\brecord \d+\b")  # a warning about one record
 
 
 def _open(path: str) -> SQLiteStorage:
@@ -266,8 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         finally:
             for warning in caught or ():
-                if not issubclass(warning.category, CorruptRecordWarning):  # said per study
-                    _say(f"warning: {warning.message}")
+                text = str(warning.message)
+                if issubclass(warning.category, CorruptRecordWarning) and _RECORD.search(text):
+                    continue  # a skipped record: each study's line says it
+                _say(f"warning: {text}")
     return result
 
 

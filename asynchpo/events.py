@@ -3,6 +3,12 @@
 Events are frozen dataclasses of JSON values. :func:`fold` (or :meth:`StudyState.apply`,
 one event at a time) turns a sequence of them into a :class:`StudyState`; resume, the
 progress views and the exports all read the same events.
+
+Each event is stored as one record, its JSON (:meth:`Event.to_json`), and every storage reads
+records back with :func:`decode_record`. Both check every field against its kind's schema,
+derived from the dataclass's annotations (the type of each field, the values it allows, the
+limits of :mod:`asynchpo._limits`), so a record that could not be read back is never written,
+and a record that is not an event is refused with a ``ValueError``, never let in.
 """
 
 from __future__ import annotations
@@ -105,10 +111,7 @@ class Event:
         _check(_schema(type(self)), data)
         payload = json.dumps(data, allow_nan=False, separators=(",", ":"))
         if len(payload) > MAX_RECORD_BYTES:  # ASCII: one byte a character
-            raise ValueError(
-                f"{self.kind}: the record is {len(payload):,} bytes, over the "
-                f"{MAX_RECORD_BYTES:,} a record may be"
-            )
+            raise ValueError(f"{self.kind}: {_too_big(len(payload))}")
         return payload
 
 
@@ -169,7 +172,7 @@ def decode_record(payload: str | bytes) -> Event:
                 raise ValueError(_too_big(size))
         try:
             data = _DECODER.decode(payload)
-        except RecursionError:
+        except RecursionError:  # no field nests more than 4 levels: the schema refuses the rest
             raise ValueError(f"the record's JSON nests deeper than {MAX_DEPTH} levels") from None
         except ValueError as exc:
             raise ValueError(f"the record is not valid JSON ({exc})") from None
@@ -187,6 +190,10 @@ def decode_record(payload: str | bytes) -> Event:
 _REQUIRED = frozenset({"time", "number", "run", "space", "params"})
 #: Free text, up to MAX_TEXT (cut when the event is made); other strings are names or values.
 _TEXT = frozenset({"reason", "error"})
+#: The most arguments of one distribution in a space's spec (its type, bounds, log, step...).
+_MAX_ARGS = 16
+#: A check of one field's value: raises _BadValueError saying what is wrong with it.
+_Check = Callable[[Any], None]
 
 
 class _BadValueError(ValueError):
@@ -249,25 +256,16 @@ def _string(text: Any, limit: int) -> str | None:
 
 
 def _scalar(value: Any) -> str | None:
-    """What is wrong with ``value`` as a JSON scalar a record holds, if anything."""
-    t = type(value)
-    if t is float:
-        return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
-    if t is str:
-        return _string(value, MAX_STRING)
-    if t is bool or value is None:
-        return None
-    if t is int:
-        return None if -MAX_INT <= value < MAX_INT else "must fit in 64 bits"
-    # subclasses (a NumPy float, a str enum) are written as what they are a kind of
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return None if -MAX_INT <= value < MAX_INT else "must fit in 64 bits"
+    """What is wrong with ``value`` as a JSON scalar a record holds, if anything (a NumPy
+    float or a str enum is written as what it is a kind of, and passes as that)."""
     if isinstance(value, float):
         return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
     if isinstance(value, str):
         return _string(value, MAX_STRING)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -MAX_INT <= value < MAX_INT else "must be an integer that fits in 64 bits"
     return f"must be a string, number, bool or null, got {_show(value)}"
 
 
@@ -281,9 +279,9 @@ def _finite(value: Any) -> None:
     raise _BadValueError(f"must be a finite number, got {_show(value)}")
 
 
-def _integer(low: int) -> Any:
+def _integer(low: int) -> _Check:
     def check(value: Any) -> None:
-        if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+        if isinstance(value, int) and not isinstance(value, bool):
             if low <= value < MAX_INT:
                 return
             if value < low and low > -MAX_INT:
@@ -294,7 +292,7 @@ def _integer(low: int) -> Any:
     return check
 
 
-def _text(limit: int) -> Any:
+def _text(limit: int) -> _Check:
     def check(value: Any) -> None:
         wrong = _string(value, limit)
         if wrong is not None:
@@ -303,7 +301,7 @@ def _text(limit: int) -> Any:
     return check
 
 
-def _one_of(*allowed: str) -> Any:
+def _one_of(*allowed: str) -> _Check:
     def check(value: Any) -> None:
         if not (isinstance(value, str) and value in allowed):
             raise _BadValueError(
@@ -348,7 +346,7 @@ def _spec_value(value: Any) -> str | None:
 
 def _distribution(value: Any) -> str | None:
     try:
-        _names_to(value, _spec_value, limit=16)
+        _names_to(value, _spec_value, limit=_MAX_ARGS)
     except _BadValueError as bad:
         return str(bad)
     return None
@@ -361,7 +359,7 @@ def _space(value: Any) -> None:
 
 #: Checks by field name (a name means the same in every kind of event); a field not named
 #: here is checked by its annotated type.
-_BY_NAME: dict[str, Any] = {
+_BY_NAME: dict[str, _Check] = {
     "number": _integer(0),
     "run": _integer(0),
     "seq": _integer(0),
@@ -380,7 +378,7 @@ _BY_NAME: dict[str, Any] = {
     "values": _scalars,
     "space": _space,
 }
-_BY_TYPE: dict[Any, Any] = {
+_BY_TYPE: dict[type, _Check] = {
     float: _finite,
     int: _integer(-MAX_INT),
     str: _text(MAX_STRING),
@@ -390,7 +388,7 @@ _BY_TYPE: dict[Any, Any] = {
 @dataclass(frozen=True)
 class _Schema:
     kind: str
-    fields: tuple[tuple[str, Any, bool, bool], ...]  # name, check, optional (None), required
+    fields: tuple[tuple[str, _Check, bool, bool], ...]  # name, check, may be None, required
     names: frozenset[str]
 
 

@@ -482,7 +482,7 @@ class Journal:
 
     def skipped_note(self) -> str:
         """One line on what reading the study kept and skipped (empty if nothing was
-        skipped): ``"kept 998 of 1,000 records; skipped 2: record 17 ..., record 40 ..."``."""
+        skipped): ``"kept 998 of 1,000 records; skipped 2: record 17 ...; record 40 ..."``."""
         return _tally(self.kept, self.skipped, "records") if self.skipped else ""
 
     def _fold(self, event: Event, *, warn: bool = True) -> str | None:
