@@ -8,6 +8,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from asynchpo._summary import Summary
+from asynchpo.widgets._text import number, plain, real
 
 if TYPE_CHECKING:
     from asynchpo.events import Event
@@ -15,18 +16,23 @@ if TYPE_CHECKING:
 
 
 def progress_line(s: Summary, now: float | None = None) -> str:
-    """``name: 12/50 done | 4 running | 1 failed | best loss=0.123 | 8s``, from a summary."""
-    total = "" if s.total is None else f"/{s.total}"
-    parts = [f"{s.name}: {s.done}{total} done", f"{len(s.running)} running"]
-    if s.failed:
-        parts.append(f"{s.failed} failed")
-    if s.pruned:
-        parts.append(f"{s.pruned} pruned")
-    if s.interrupted:
-        parts.append(f"{s.interrupted} interrupted")
+    """``name: 12/50 done | 4 running | 1 failed | best loss=0.123 | 8s``, from a summary.
+
+    Whatever the study holds, the line is short printable text (control characters are
+    written as escapes: a study file never drives the terminal), and drawing it never raises.
+    """
+    total = "" if s.total is None else f"/{plain(s.total)}"
+    parts = [f"{plain(s.name)}: {plain(s.done)}{total} done", f"{plain(len(s.running))} running"]
+    for count, what in ((s.failed, "failed"), (s.pruned, "pruned"), (s.interrupted, "interrupted")):
+        if real(count):
+            parts.append(f"{plain(count)} {what}")
     if s.best_value is not None:
-        parts.append(f"best {s.objective}={s.best_value:.6g}")
-    parts.append(f"{s.elapsed(now):.0f}s")
+        parts.append(f"best {plain(s.objective, 60)}={number(s.best_value, '.6g')}")
+    try:
+        elapsed = real(s.elapsed(now))
+    except Exception:  # a hostile study's times
+        elapsed = None
+    parts.append("-" if elapsed is None else f"{elapsed:.0f}s")
     return " | ".join(parts)
 
 

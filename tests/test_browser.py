@@ -1,5 +1,6 @@
 """A real browser: JupyterLab serves the quickstart, headless Chromium runs all its cells, and
-the live view must reach the end and the plots must draw."""
+the live view must reach the end and the plots must draw; a hostile study file opened there
+must run no script and show its markup as text."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import hostile_study
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
@@ -166,6 +168,8 @@ def _run_quickstart(page, url: str, token: str) -> None:
     assert "Could not create a view" not in body and "Traceback" not in body
 
 
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
 RUNNING = """\
 import time
 import asynchpo as ah
@@ -192,11 +196,7 @@ def test_the_view_reattaches_when_the_notebook_is_reopened(lab, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(RUNNING)]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb.metadata["kernelspec"] = KERNELSPEC
     nbformat.write(nb, tmp_path / "running.ipynb")
     url, token = lab
     with sync_api.sync_playwright() as p:
@@ -230,3 +230,101 @@ def test_the_view_reattaches_when_the_notebook_is_reopened(lab, tmp_path):
         finally:
             page.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
             browser.close()
+
+
+def _hostile_notebook(tmp_path: Path, names: list[str]) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    path = str(tmp_path / "hostile.db")
+    cells = ["import asynchpo as ah"]
+    for i, name in enumerate(names):
+        cells.append(
+            "try:\n"
+            f"    study = ah.Study.load({name!r}, storage={path!r}, read_only=True)\n"
+            f'    print("study %d: %s" % ({i}, "loaded"))\n'  # the text differs from the code
+            "except ValueError as exc:  # a loader may refuse a forged study\n"
+            "    study = None\n"
+            f'    print("study %d: %s" % ({i}, "refused"), exc)\n'
+            "study"
+        )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in cells]
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(nb, tmp_path / "hostile.ipynb")
+
+
+# what, in the notebook's outputs, could run script or load something: an element of these
+# kinds anywhere, a link in a view (JupyterLab links the paths in the warnings it shows), an
+# event handler or a source on any element
+DANGEROUS = """() => {
+    const found = [];
+    for (const e of document.querySelectorAll('.jp-OutputArea-output *')) {
+        const tag = e.tagName.toLowerCase();
+        const inView = e.closest('.asynchpo-study') !== null;
+        if (['script', 'img', 'iframe', 'object', 'embed', 'style', 'foreignobject', 'image']
+                .includes(tag) || (tag === 'a' && inView)) found.push(e.outerHTML);
+        for (const a of e.getAttributeNames())
+            if (a.startsWith('on') || a === 'src' || a === 'srcdoc' || (a.includes('href') &&
+                    (inView || /^\\s*(javascript|data|vbscript):/i.test(e.getAttribute(a)))))
+                found.push(e.outerHTML);
+    }
+    return found;
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_hostile_study_file_opened_in_jupyterlab_runs_no_script(lab, tmp_path):
+    """Every text of the study file holds markup that calls alert() and loads /pwned/...
+    when read as HTML; the live views must show it all as text, and nothing may fire."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    hostile_study.build(tmp_path / "hostile.db")
+    names = list(hostile_study.SHOWN)
+    _hostile_notebook(tmp_path, names)
+    url, token = lab
+    dialogs: list[str] = []
+    loads: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=_chromium(), args=["--no-sandbox", "--headless=new"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: loads.append(r.url) if "/pwned/" in r.url else None)
+        try:
+            page.goto(f"{url}/lab/tree/hostile.ipynb?token={token}&reset")
+            page.wait_for_function(
+                "() => window.jupyterapp && "
+                "document.body.innerText.includes('Python 3 (ipykernel) | Idle')",
+                timeout=180_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                "() => { const p = [...document.querySelectorAll("
+                "'.jp-CodeCell .jp-InputArea-prompt')];"
+                " return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }",
+                timeout=180_000,
+            )
+            page.locator(".asynchpo-study").first.wait_for(timeout=60_000)
+            time.sleep(3.0)  # time for any image to fail and any handler to fire
+            body = page.locator("body").inner_text()
+            loaded = [n for i, n in enumerate(names) if f"study {i}: loaded" in body]
+            views = page.locator(".asynchpo-study")
+            texts = [views.nth(k).inner_text() for k in range(views.count())]
+            tips = page.eval_on_selector_all(
+                ".asynchpo-recent td[title]", "es => es.map(e => e.getAttribute('title'))"
+            )
+            dangerous = page.evaluate(DANGEROUS)
+        finally:
+            page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+            browser.close()
+    print(f"studies loaded: {len(loaded)} of {len(names)}; views: {len(texts)}")
+    assert not dialogs, f"script ran: alert({dialogs})"
+    assert not loads, f"markup loaded {loads}"
+    assert not dangerous, f"the outputs hold {dangerous}"
+    assert hostile_study.LEGAL in loaded, body
+    assert len(texts) == len(loaded), body
+    for name in loaded:  # each view shows its study's hostile text, as text
+        (view,) = [t for t in texts if t.startswith(name + ":")]
+        for text in hostile_study.SHOWN[name]:
+            assert text in view, (name, text, view)
+    assert any(hostile_study.TRACEBACK in tip and "Traceback" in tip for tip in tips), tips
