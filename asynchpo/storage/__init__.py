@@ -8,6 +8,7 @@ from typing import Any
 from asynchpo.storage._base import (
     BaseStorage,
     CorruptRecordWarning,
+    ForeignFileError,
     JournalConflictError,
     Lease,
     Records,
@@ -18,6 +19,7 @@ from asynchpo.storage._sqlite import SQLiteStorage
 __all__ = [
     "BaseStorage",
     "CorruptRecordWarning",
+    "ForeignFileError",
     "InMemoryStorage",
     "JournalConflictError",
     "Lease",
@@ -28,12 +30,24 @@ __all__ = [
 
 
 def get_storage(storage: Any) -> BaseStorage:
-    """A storage from what a user passes: None (in memory), a path, or a storage object."""
+    """A storage from what a user passes: None (in memory), a path, or a storage object.
+
+    Raises:
+        ValueError: An empty path (it would keep nothing).
+        TypeError: Anything else.
+        OSError, ForeignFileError: The path cannot hold a study file (see
+            :class:`SQLiteStorage`).
+    """
     if storage is None:
         return InMemoryStorage()
     if isinstance(storage, BaseStorage):
         return storage
     if isinstance(storage, (str, os.PathLike)):
+        if not os.fspath(storage).removeprefix("sqlite:///").strip():
+            raise ValueError(
+                f"storage: {storage!r} names no file; give a file path such as 'runs.db', "
+                "or None to keep the study in memory"
+            )
         return SQLiteStorage(storage)
     raise TypeError(
         f"storage must be None, a file path or a BaseStorage, got {type(storage).__name__}"

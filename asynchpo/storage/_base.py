@@ -20,6 +20,11 @@ class JournalConflictError(RuntimeError):
     """Another writer appended to the same study first; read the new records and retry."""
 
 
+class ForeignFileError(ValueError):
+    """A file that is not a study file of this version (not SQLite, another program's
+    database, or a newer schema): refused before anything in it is changed."""
+
+
 @dataclass(frozen=True)
 class Records:
     """What :meth:`BaseStorage.records` read: the events, where the next record goes, and a
@@ -53,7 +58,13 @@ class BaseStorage(ABC):
     Leases (which run holds a study) are kept in this process by default; a storage that
     several processes share (a file) overrides :meth:`claim`, :meth:`renew`,
     :meth:`release` and :meth:`leases`.
+
+    A storage that can only be read (a file where it may not be written) sets
+    :attr:`read_only` and refuses every write with a :class:`PermissionError` naming why.
     """
+
+    #: Whether every write is refused (the records can still be read).
+    read_only: bool = False
 
     @abstractmethod
     def append(self, study: str, events: Sequence[Event], at: int) -> None:

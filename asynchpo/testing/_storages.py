@@ -25,7 +25,7 @@ def _lease(holder: str, expires: float) -> Lease:
 
 class StorageContract:
     """Shared tests: order, batches, conflicts, isolation of studies, JSON only, leases,
-    and (if persistent) reopening."""
+    folding side files in, and (if persistent) reopening."""
 
     #: Whether a second ``make`` on the same path sees what the first wrote.
     persistent = False
@@ -108,6 +108,16 @@ class StorageContract:
 
         assert storage.claim("s", _lease("dead", time.time() - 1), alive) is None
         assert storage.claim("s", _lease("new", time.time() + 60), alive) is None
+
+    def test_a_fresh_storage_is_written_and_folded_whole(self, tmp_path: Path) -> None:
+        storage = self.make(tmp_path)
+        assert storage.read_only is False
+        events = [_created(), TrialAsked(time=1.0, number=0, params={"x": 0.5})]
+        storage.append("s", events, 0)
+        storage.checkpoint()  # folding its side files in keeps every record
+        assert storage.read("s") == events
+        storage.append("s", [TrialCompleted(time=2.0, number=0, values={"loss": 1.0})], 2)
+        assert storage.records("s").end == 3
 
     def test_reopen_keeps_everything(self, tmp_path: Path) -> None:
         if not self.persistent:
