@@ -670,8 +670,13 @@ class StudyState:
         """
         return self._next
 
+    def has_trial(self, number: int) -> bool:
+        """Whether the study holds trial ``number`` (a number whose record was skipped is
+        taken, but holds no trial)."""
+        return number in self._records
+
     def trial(self, number: int) -> Trial:
-        """A frozen snapshot of trial ``number``."""
+        """A frozen snapshot of trial ``number`` (``KeyError`` if the study has none)."""
         rec = self._records[number]
         if rec.snapshot is None:
             value = rec.values.get(self.objective) if rec.state is TrialState.COMPLETE else None

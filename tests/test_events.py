@@ -310,8 +310,9 @@ def test_what_does_not_fit_the_study_is_skipped_with_the_reason():
         assert state.apply(event, warn=False) is not None  # said only when asked to
     assert state.direction == "minimize" and state.n_skipped == 15
     assert state.trials() == [] and state.n_trials == 4  # the numbers stay taken
+    assert not any(state.has_trial(n) for n in range(4))
     assert state.apply(TrialAsked(time=2.0, number=4, params={"x": 1})) is None
-    assert state.trial(4).params == {"x": 1.0}  # as the space holds it
+    assert state.has_trial(4) and state.trial(4).params == {"x": 1.0}  # as the space holds it
     with pytest.warns(CorruptRecordWarning, match="asked already"):
         state.apply(asked(4, 0.5))
     assert state.summary().n_trials == 1
