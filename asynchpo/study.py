@@ -267,9 +267,9 @@ class Study:
 
     def __repr__(self) -> str:
         s = self._journal.summary()
-        best = "" if s.best_value is None else f", best {s.objective}={s.best_value:.6g}"
+        best = "" if s.best_value is None else f", best {s.objective!r}={s.best_value:.6g}"
         return (
-            f"<Study {self.name!r} {s.direction} {s.objective}: "
+            f"<Study {self.name!r} {s.direction} {s.objective!r}: "
             f"{s.complete} complete, {len(s.running)} running, {s.failed} failed{best}>"
         )
 

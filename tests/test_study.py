@@ -314,7 +314,7 @@ def test_repr_does_no_io(tmp_path):
     study.storage.close()  # a repr that touched the file would now fail
     assert (
         repr(study)
-        == "<Study 's' minimize value: 1 complete, 0 running, 0 failed, best value=0.25>"
+        == "<Study 's' minimize 'value': 1 complete, 0 running, 0 failed, best 'value'=0.25>"
     )
 
 
