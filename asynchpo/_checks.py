@@ -85,7 +85,7 @@ def find_trial(state: StudyState, study: str, name: str, trial: Any) -> int:
     same time with the same parameters (a trial of another study is refused).
     """
     number = trial_number(name, trial)
-    if number not in range(state.n_trials):
+    if not state.has_trial(number):
         raise ValueError(f"{name}: no trial {number} in study {study!r}")
     if isinstance(trial, Trial):
         ours = state.trial(number)

@@ -458,3 +458,26 @@ def test_distribution_from_spec_raises_value_errors_only():
     for spec in ({"type": "float"}, {"type": "int", "low": 0, "high": "3"}, "float", 3):
         with pytest.raises(ValueError):
             Distribution.from_spec(spec)
+
+
+def test_a_trial_whose_record_was_skipped_is_refused_by_name(tmp_path):
+    import json
+    import sqlite3
+    import zlib
+
+    path = tmp_path / "runs.db"
+    study = ah.Study(ah.Space(x=ah.Float(0.0, 1.0)), storage=path, name="s")
+    study.add_trial({"x": 0.5}, 1.0)
+    study.storage.close()
+    bad = json.dumps({"kind": "trial_asked", "time": 1.0, "number": 1, "params": {"x": 7.0}})
+    with sqlite3.connect(path) as db:  # trial 1 asked outside the space: skipped on load
+        db.execute(
+            "INSERT INTO events (study, seq, payload, crc) VALUES ('s', 3, ?, ?)",
+            (bad, zlib.crc32(bad.encode())),
+        )
+    with pytest.warns(ah.storage.CorruptRecordWarning):
+        again = ah.Study.load("s", storage=path)
+    for call in (lambda: again.tell(1, 0.5), lambda: again.stop_trial(1)):
+        with pytest.raises(ValueError, match="trial: no trial 1"):
+            call()
+    assert again.add_trial({"x": 0.25}, 2.0).number == 2  # its number stays taken
