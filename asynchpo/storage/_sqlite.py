@@ -68,11 +68,11 @@ class SQLiteStorage(BaseStorage):
 
     The file uses write-ahead logging with ``synchronous=NORMAL``: an event is durable
     against the driver process being killed as soon as :meth:`append` returns. The log is
-    folded back into the file at the end of every run (:meth:`checkpoint`) and, while events
-    are being written, whenever a write comes more than ``checkpoint_every`` seconds after
-    the last fold: the file alone (copied, mailed, committed, even while a run goes on or
-    after it was killed) lacks at most the records of the last ``checkpoint_every`` seconds
-    before the latest write.
+    folded back into the file at the end of every run (:meth:`checkpoint`) and by any write
+    (a batch of events, a run's lease renewal) that comes more than ``checkpoint_every``
+    seconds after the last fold: the file alone (copied, mailed, committed, even while a run
+    goes on or after it was killed) lacks at most the records of the last
+    ``checkpoint_every`` seconds before the latest write.
 
     Opening checks the file: it must be a study file (marked with :data:`APPLICATION_ID`;
     files of earlier versions, which hold exactly this storage's tables, are marked then),
@@ -80,8 +80,10 @@ class SQLiteStorage(BaseStorage):
     changes. A write-ahead log damaged in the middle (whose later transactions SQLite would
     drop unsaid) is reported with a :class:`CorruptRecordWarning` and a copy of it kept
     beside it; a file that fails SQLite's integrity check is reported the same way, read
-    without trusting its indexes, and not written to. A file that may not be written here (a
-    read-only file or directory) is opened read-only (:attr:`read_only`).
+    without trusting its indexes (a damaged page loses only the rows on it, and says how
+    many), and not written to. A file that may not be written here (a read-only file or
+    directory) is opened read-only. Either way :attr:`read_only` is set, and every write
+    raises a :class:`PermissionError` that names the file and why.
 
     Each row carries a CRC-32 of its JSON payload; a row that fails it, is larger than
     :data:`asynchpo._limits.MAX_RECORD_BYTES` (never fetched), or is not a valid event is
@@ -98,6 +100,7 @@ class SQLiteStorage(BaseStorage):
     Raises:
         ValueError: An empty path, or a bad ``synchronous`` or ``checkpoint_every``.
         FileNotFoundError: The file's directory does not exist.
+        NotADirectoryError: What should be its directory is a file.
         IsADirectoryError: The path is a directory.
         PermissionError: The file may not be read, or created where its directory may not be
             written.
@@ -164,19 +167,7 @@ class SQLiteStorage(BaseStorage):
                 conn = _connect(f"{Path(path).absolute().as_uri()}?mode={mode}")
             try:
                 self._check_log(conn)
-                if self.read_only:  # no study yet: the tables it lacks read as empty
-                    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-                    for name in _SCHEMA.keys() - present:
-                        conn.execute(_SCHEMA[name].format(temp="temp."))
-                else:
-                    conn.execute("BEGIN IMMEDIATE")
-                    if kind != "ours":  # a new file, or one of an earlier version: mark it
-                        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                    for create in _SCHEMA.values():
-                        conn.execute(create.format(temp=""))
-                    conn.execute("COMMIT")
-                    conn.execute("PRAGMA journal_mode=WAL")
+                self._prepare(conn, kind)
                 conn.execute(f"PRAGMA synchronous={synchronous}")
                 self._check_integrity(conn)
             except BaseException:
@@ -186,6 +177,24 @@ class SQLiteStorage(BaseStorage):
             self._drop_snapshot()
             raise type(exc)(f"cannot open {path}: {exc}") from exc
         return conn
+
+    def _prepare(self, conn: sqlite3.Connection, kind: str) -> None:
+        """Mark a new file, or one of an earlier version, and make the tables it lacks (for
+        this connection alone where the file is only read)."""
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if self.read_only:  # no study in it yet: the missing tables read as empty
+            for name in _SCHEMA.keys() - present:
+                conn.execute(_SCHEMA[name].format(temp="temp."))
+            return
+        if kind != "ours" or not _SCHEMA.keys() <= present:
+            conn.execute("BEGIN IMMEDIATE")
+            if kind != "ours":
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            for create in _SCHEMA.values():
+                conn.execute(create.format(temp=""))
+            conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode=WAL")  # after the mark: a new file's header has it
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """A connection that never writes the file: read-only, or immutable where SQLite
@@ -253,8 +262,8 @@ class SQLiteStorage(BaseStorage):
         self._scan = " NOT INDEXED"
         self.read_only = True
         self._why_read_only = (
-            f"SQLite finds the file damaged ({message}); to go on with its studies, copy it "
-            "and rebuild the copy's indexes (sqlite3 copy.db REINDEX), then use the copy"
+            f"SQLite finds the file damaged ({message}); where only an index is damaged, "
+            "a copy of it mended with sqlite3 copy.db REINDEX can be written again"
         )
         warnings.warn(
             f"{self.path}: SQLite finds the file damaged: {message}; its records are read "
@@ -527,7 +536,10 @@ def _inspect(path: str) -> tuple[str, bool]:
             )
         return "ours", writable
     if app_id == 0 and version == 0:  # no program's mark: an earlier study file, or not
-        kind = _earlier(path)
+        try:
+            kind = _earlier(path)
+        except sqlite3.Error as exc:
+            raise type(exc)(f"cannot open {path}: SQLite cannot read it ({exc})") from exc
         if kind is not None:
             return kind, writable
     raise ForeignFileError(
@@ -546,29 +558,27 @@ def _probe(path: str) -> sqlite3.Connection:
 
 def _earlier(path: str) -> str | None:
     """``"earlier"`` for a study file of an earlier version (exactly this storage's tables),
-    ``"empty"`` for a database with nothing in it, else None."""
+    ``"ours"`` for one marked in a log not yet folded in, ``"empty"`` for a database with
+    nothing in it, else None."""
+    conn = _probe(path)
     try:
-        conn = _probe(path)
-        try:
-            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-            if app_id == APPLICATION_ID:  # marked in a log not yet folded in
-                return "ours"
-            objects = conn.execute(
-                "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-            ).fetchall()
-            if not objects:
-                return "empty"
-            if any(kind != "table" or name not in _COLUMNS for kind, name, _ in objects):
+        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+        if app_id == APPLICATION_ID:
+            return "ours"
+        objects = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE substr(name, 1, 7) != 'sqlite_'"
+        ).fetchall()
+        if not objects:
+            return "empty"
+        if any(kind != "table" or name not in _COLUMNS for kind, name in objects):
+            return None
+        for _, name in objects:
+            columns = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({name})"))
+            if columns != _COLUMNS[name]:
                 return None
-            for _, name, _ in objects:
-                columns = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({name})"))
-                if columns != _COLUMNS[name]:
-                    return None
-            return "earlier"
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
+        return "earlier"
+    finally:
+        conn.close()
 
 
 def _describe(path: str, app_id: int) -> str:
@@ -581,7 +591,7 @@ def _describe(path: str, app_id: int) -> str:
                 str(r[0])
                 for r in conn.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                    "AND substr(name, 1, 7) != 'sqlite_' ORDER BY name"
                 )
             ]
         finally:

@@ -79,6 +79,12 @@ def test_a_file_with_another_application_id_or_a_newer_schema_is_refused(tmp_pat
     with pytest.raises(ForeignFileError, match="application id 0x47504b47"):
         SQLiteStorage(other)
     assert other.read_bytes() == before
+    named = tmp_path / "named.db"  # a table whose name starts like SQLite's own
+    with closing(sqlite3.connect(named)) as conn:
+        conn.execute("CREATE TABLE sqlitebrowser (x)")
+        conn.commit()
+    with pytest.raises(ForeignFileError, match="sqlitebrowser"):
+        SQLiteStorage(named)
     newer = _study_file(tmp_path / "newer.db")
     with closing(sqlite3.connect(newer)) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
