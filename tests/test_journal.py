@@ -120,8 +120,10 @@ def _killed_driver(tmp_path):
             assert time.monotonic() < deadline and proc.poll() is None
             if path.exists():
                 storage = SQLiteStorage(path)
-                look = ah.Study.load("s", storage=storage, read_only=True)
-                running = len(look.get_trials(["running"]))
+                running = 0
+                if storage.exists("s"):  # the driver may not have created it yet
+                    look = ah.Study.load("s", storage=storage, read_only=True)
+                    running = len(look.get_trials(["running"]))
                 storage.close()
                 if running == 4:
                     break

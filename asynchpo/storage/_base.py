@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -80,8 +81,10 @@ class BaseStorage(ABC):
     def records(self, study: str, start: int = 0) -> Records:
         """The events of ``study`` from record ``start`` on, in order.
 
-        A record that cannot be read back is skipped with a :class:`CorruptRecordWarning`
-        naming it; every other record is returned.
+        A record that cannot be read back is skipped, with a line naming it in
+        ``Records.skipped`` (the reader says it: :meth:`read` and the journal warn once, with
+        the count); every other record is returned. A warning about the file itself (a
+        damaged log or page) is the storage's own to give.
         """
 
     @abstractmethod
@@ -89,8 +92,20 @@ class BaseStorage(ABC):
         """The names of the studies stored here, oldest first."""
 
     def read(self, study: str) -> list[Event]:
-        """All events of ``study`` in order (empty if there is no such study)."""
-        return self.records(study).events
+        """All events of ``study`` in order (empty if there is no such study); records that
+        could not be read back are skipped, with one :class:`CorruptRecordWarning` that
+        counts them and names the first few."""
+        records = self.records(study)
+        if records.skipped:
+            n = len(records.skipped)
+            first = "; ".join(records.skipped[:3]) + (f"; and {n - 3} more" if n > 3 else "")
+            warnings.warn(
+                f"{self!r}: study {study!r}: kept {len(records.events)} records, skipped {n} "
+                f"that could not be read back: {first}",
+                CorruptRecordWarning,
+                stacklevel=2,
+            )
+        return records.events
 
     def exists(self, study: str) -> bool:
         """Whether ``study`` has any event here."""

@@ -350,13 +350,7 @@ class SQLiteStorage(BaseStorage):
             except (ValueError, TypeError) as exc:
                 where = "last record" if seq == last else "record"
                 line = f"{where} {seq} is torn or corrupt ({exc})"
-                skipped.append(line)
-                warnings.warn(
-                    f"{self.path}: study {study!r}: {line}; skipped, the other "
-                    f"{len(rows) - 1} records are kept",
-                    CorruptRecordWarning,
-                    stacklevel=2,
-                )
+                skipped.append(line)  # said once, by whoever reads them (read, the journal)
         end = last + 1 if last is not None else start
         return Records(events, end, skipped)
 
