@@ -541,16 +541,28 @@ class Journal:
         """Append ``events`` as they are (one transaction)."""
         self.write(lambda _: events)
 
-    def ask(self, params: Sequence[Mapping[str, Any]], run: int | None) -> list[int]:
-        """New trials with these parameters, numbered and recorded atomically."""
+    def ask(
+        self,
+        params: Sequence[Mapping[str, Any]],
+        run: int | None,
+        before: Sequence[Event] = (),
+    ) -> list[int]:
+        """New trials with these parameters, numbered and recorded atomically; ``before``
+        (events that ask no trial, such as a round's results) goes in the same transaction,
+        ahead of them."""
+        if any(isinstance(e, TrialAsked) for e in before):
+            raise ValueError("before: trials are asked by ask itself, not passed to it")
 
         def asked(s: StudyState) -> list[Event]:
             if run is not None and run != self.run:
                 raise RuntimeError(f"study {self.name!r}: run {run} has ended; no new trials")
             t, n0 = self.now(), s.n_trials
             return [
-                TrialAsked(time=t, number=n0 + i, params=dict(p), run=run)
-                for i, p in enumerate(params)
+                *before,
+                *(
+                    TrialAsked(time=t, number=n0 + i, params=dict(p), run=run)
+                    for i, p in enumerate(params)
+                ),
             ]
 
         with self._lock:

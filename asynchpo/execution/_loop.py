@@ -121,6 +121,23 @@ class Driver:
             for callback in self.config.callbacks:
                 callback(trial)
 
+    def _suggest_inline(self, want: int) -> list[int]:
+        """New trials from the sampler, here and now. A cheap sampler's suggestions do not
+        depend on the results of this round (they only move points from running to
+        finished), so the round's events are recorded with the new trials, in one
+        transaction, when no callback waits to see them first."""
+        if not self._batch or not self.suggester.sampler.cheap or self.config.callbacks:
+            self._flush()
+            return self.suggester.suggest(want, self.run_id)
+        batch, self._batch = self._batch, []
+        try:
+            numbers = self.suggester.suggest(want, self.run_id, before=batch)
+        except BaseException:
+            self._batch = batch + self._batch  # recorded on the way out
+            raise
+        self._done.clear()  # no callback to run
+        return numbers
+
     def _trial(self, number: int) -> Trial:
         return self.journal.query(lambda s: s.trial(number))
 
@@ -185,16 +202,20 @@ class Driver:
                         )
                     )
                     self._submit(number, 1)
-                self._flush()
                 want = max_concurrent - len(self._running)
                 if cfg.n_trials is not None:
                     want = min(want, cfg.n_trials - asked)
-                if asking is None and not self._stop and not exhausted and want > 0:
-                    if virtual or self.suggester.sampler.cheap:
+                asks = asking is None and not self._stop and not exhausted and want > 0
+                cheap = self.suggester.sampler.cheap
+                if not (asks and cheap and not cfg.callbacks):
+                    self._flush()  # results first: the sampler and the callbacks see them
+                    asks = asks and not self._stop  # a callback may have stopped the run
+                if asks:
+                    if virtual or cheap:
                         # a simulation's clock stands still while it suggests, and a cheap
                         # sampler answers at once: no loop to keep free meanwhile
                         asking_want = want
-                        numbers = self.suggester.suggest(want, self.run_id)
+                        numbers = self._suggest_inline(want)
                     else:  # computed in a thread: the loop goes on carrying messages
                         asking = asyncio.ensure_future(
                             self.suggester.suggest_async(want, self.run_id)
@@ -218,8 +239,7 @@ class Driver:
                 for msg in messages:
                     self._handle(msg)
                 self._cancel_requested()
-                self._check_trial_timeouts()
-                self._flush()
+                self._check_trial_timeouts()  # recorded at the top, with any new trials
             if self._stop:
                 reason = self._stop_reason
             elif exhausted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from asynchpo.samplers import BaseSampler
 
 if TYPE_CHECKING:
+    from asynchpo.events import Event
     from asynchpo.journal import Journal
 
 
@@ -31,8 +33,14 @@ class Suggester:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def suggest(self, n: int, run: int | None) -> list[int]:
-        """Up to ``n`` new trials from the sampler, recorded; their numbers."""
+    def suggest(self, n: int, run: int | None, before: Sequence[Event] = ()) -> list[int]:
+        """Up to ``n`` new trials from the sampler, recorded; their numbers.
+
+        ``before`` (events that ask no trial) is recorded in the same transaction, ahead of
+        the new trials; the sampler does not see it. Only a sampler whose suggestions do not
+        depend on what it would tell (a cheap one: results only move points from running to
+        finished) should be asked this way.
+        """
         space = self.journal.space
         with self._lock:
             history, pending = self.journal.snapshot()
@@ -43,8 +51,10 @@ class Suggester:
                     f"shape {U.shape}; want at most {n} finite rows of {space.dim}"
                 )
             if not len(U):
+                if before:
+                    self.journal.record(*before)
                 return []
-            return self.journal.ask(space.decode_many(U), run)
+            return self.journal.ask(space.decode_many(U), run, before)
 
     async def suggest_async(self, n: int, run: int | None) -> list[int]:
         """:meth:`suggest`, computed off the running event loop."""
