@@ -113,3 +113,35 @@ def test_an_objective_that_raises_systemexit_or_keyboardinterrupt_fails_its_tria
                 assert word in t.error, t.error
             else:
                 assert t.state is ah.TrialState.COMPLETE
+
+
+class _CountingStorage(ah.storage.InMemoryStorage):
+    def __init__(self):
+        super().__init__()
+        self.appends = 0
+
+    def append(self, study, events, at):
+        self.appends += 1
+        super().append(study, events, at)
+
+
+def test_a_cheap_sampler_records_a_round_and_its_new_trials_in_one_transaction():
+    storage = _CountingStorage()
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), storage=storage)
+    before = storage.appends
+    study.optimize(lambda p: p["x"], n_trials=40, progress=False)
+    assert len(study.get_trials(["complete"])) == 40
+    # one transaction per result (with the trial that replaces it), plus the run's own
+    assert storage.appends - before <= 40 + 4
+
+
+def test_callbacks_see_each_result_before_the_next_trial_is_asked():
+    seen: list[tuple[int, int]] = []  # (trial finished, trials asked by then)
+
+    def callback(study, trial):
+        seen.append((trial.number, len(study.trials)))
+
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0))
+    study.optimize(lambda p: p["x"], n_trials=10, callbacks=[callback], progress=False)
+    assert [n for n, _ in seen] == list(range(10))
+    assert all(asked == n + 1 for n, asked in seen)  # one at a time: nothing asked ahead
