@@ -326,28 +326,28 @@ def _old_param(ds: xr.Dataset, p: str, spec: Mapping[str, Any]) -> list[Any]:
     return values
 
 
-def _old_metrics(ds: xr.Dataset) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def _old_roles(ds: xr.Dataset, role: str) -> dict[str, str]:
+    """The variables of a layout-1 Dataset with ``role`` (metric, curve), by metric name."""
+    out: dict[str, str] = {}
     for v in ds.data_vars:
         attrs = ds.variables[v].attrs
-        if attrs.get("role") == "metric":
+        if attrs.get("role") == role:
             metric = attrs.get("metric")
             if not isinstance(metric, str) or not metric or len(metric) > MAX_STRING:
                 raise ValueError(f"ds[{str(v)!r}]: its 'metric' attribute is not a metric name")
-            out[metric] = _column(ds, str(v), "trial", "fOUS", MAX_STRING)
+            out[metric] = str(v)
     return out
+
+
+def _old_metrics(ds: xr.Dataset) -> dict[str, list[Any]]:
+    return {
+        m: _column(ds, v, "trial", "fOUS", MAX_STRING) for m, v in _old_roles(ds, "metric").items()
+    }
 
 
 def _old_reports(ds: xr.Dataset, n: int, asked: np.ndarray) -> list[list[Report]]:
     out: list[list[Report]] = [[] for _ in range(n)]
-    curves: dict[str, str] = {}
-    for v in ds.data_vars:
-        attrs = ds.variables[v].attrs
-        if attrs.get("role") == "curve":
-            metric = attrs.get("metric")
-            if not isinstance(metric, str) or not metric or len(metric) > MAX_STRING:
-                raise ValueError(f"ds[{str(v)!r}]: its 'metric' attribute is not a metric name")
-            curves[metric] = str(v)
+    curves = _old_roles(ds, "curve")
     if not curves:
         return out
     n_steps = _size(ds, "step", MAX_REPORTS)
