@@ -81,6 +81,17 @@ def read(ds: xr.Dataset) -> Contents:
         values = _old_metrics(ds)
         reports = _old_reports(ds, n, rows.asked)
     else:
+        stray = sorted(
+            str(v)[len("param_") :]
+            for v in ds.data_vars
+            if str(v).startswith("param_") and str(v)[len("param_") :] not in space
+        )
+        if stray:  # a parameter the space does not hold: its values would be dropped
+            names = ", ".join(short(p, 40) for p in stray[:5])
+            raise ValueError(
+                f"ds: parameters {names} are not in the 'space' attribute "
+                f"({len(space)} parameters); the Dataset does not hold one study"
+            )
         params = [_column(ds, f"param_{p}", "trial", "fiuOUS", MAX_STRING) for p in space.names]
         values = {
             str(v)[len("metric_") :]: _column(ds, str(v), "trial", "fOUS", MAX_STRING)
@@ -170,7 +181,10 @@ def _array(ds: xr.Dataset, var: str, dims: tuple[str, ...], kinds: str) -> np.nd
     v = ds.variables[var]
     if tuple(v.dims) != dims:
         raise ValueError(f"ds[{var!r}]: dims {tuple(v.dims)}, not {dims}")
-    if v.dtype.kind not in kinds:
+    kind = v.dtype.kind
+    if kind == "T" and "U" in kinds:  # NumPy's StringDType (zarr reads strings so): text
+        return np.asarray(v.values).astype(object)
+    if kind not in kinds:
         raise ValueError(f"ds[{var!r}]: dtype {v.dtype} is not one this variable holds")
     return np.asarray(v.values)
 

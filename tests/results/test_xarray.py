@@ -115,10 +115,16 @@ def test_netcdf_and_zarr_round_trips_lose_nothing(study, tmp_path):
         xr.testing.assert_identical(back.load(), ds)
 
 
-def test_a_study_rebuilt_from_a_file_is_the_same_study(study, tmp_path):
+@pytest.mark.parametrize("store", ["netcdf", "zarr"])
+def test_a_study_rebuilt_from_a_file_is_the_same_study(study, tmp_path, store):
     ds = study.to_xarray()
-    ds.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")
-    with xr.open_dataset(tmp_path / "s.nc", engine="h5netcdf") as back:
+    if store == "netcdf":
+        ds.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")
+        opened = xr.open_dataset(tmp_path / "s.nc", engine="h5netcdf")
+    else:  # zarr reads strings back as NumPy's StringDType
+        ds.to_zarr(tmp_path / "s.zarr", consolidated=False)
+        opened = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
+    with opened as back:
         again = ah.Study.from_xarray(back, storage=tmp_path / "s.db", name="again")
     xr.testing.assert_identical(again.to_xarray().drop_attrs(), ds.drop_attrs())
     assert again.best_params == study.best_params and again.best_value == study.best_value
@@ -319,6 +325,20 @@ def test_a_parameter_outside_the_space_writes_nothing(tmp_path):
     set_value(ds, "param_act", 9, "tanh")
     path = tmp_path / "s.db"
     with pytest.raises(ValueError, match=r"ds: trial 9: parameter 'act'='tanh' is not one of"):
+        ah.Study.from_xarray(ds, storage=path, name="crafted")
+    assert get_storage(path).studies() == []
+
+
+def test_a_parameter_the_space_attribute_does_not_hold_is_refused_not_dropped(tmp_path):
+    import json
+
+    ds = an_export(2)
+    spec = json.loads(ds.attrs["space"])
+    dropped = sorted(spec)[0]
+    del spec[dropped]
+    ds.attrs["space"] = json.dumps(spec)  # its values would vanish on import
+    path = tmp_path / "s.db"
+    with pytest.raises(ValueError, match=f"ds: parameters '{dropped}' are not in the"):
         ah.Study.from_xarray(ds, storage=path, name="crafted")
     assert get_storage(path).studies() == []
 
