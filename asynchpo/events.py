@@ -135,7 +135,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a record may hold")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):  # JSON would keep the last of two equal keys: refuse both
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {_show(key)} appears twice in one object")
+            seen.add(key)
+    return out
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_object)
 
 
 def decode_record(payload: str | bytes) -> Event:

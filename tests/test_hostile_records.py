@@ -67,6 +67,7 @@ HOSTILE: dict[str, str | bytes] = {
     "an unknown field": rec(kind="trial_started", time=1.0, number=1, evil=1),
     "a missing trial number": rec(kind="trial_completed", time=1.0, values={"loss": -1.0}),
     "a missing time": rec(kind="trial_started", number=1),
+    "a key twice (the last would win)": '{"kind":"trial_started","time":1.0,"number":2,"number":1}',
     "NaN in JSON": '{"kind":"trial_started","time":NaN,"number":1}',
     "Infinity in JSON": '{"kind":"trial_reported","time":1.0,"number":1,"step":0,"seq":7,'
     '"metrics":{"loss":Infinity}}',
