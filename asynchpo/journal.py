@@ -67,6 +67,7 @@ class StudyInUseError(RuntimeError):
 _held: dict[str, tuple[BaseStorage, str, Callable[[], None]]] = {}  # holder -> where, on loss
 _lost: set[str] = set()  # holders whose lease another process took over
 _held_lock = threading.Lock()
+_claiming: set[str] = set()  # held here, not yet claimed in the storage: nothing to renew
 _beat: threading.Thread | None = None
 _journals: weakref.WeakSet[Journal] = weakref.WeakSet()  # open here: their own asks are live
 
@@ -79,7 +80,7 @@ def _heartbeat() -> None:
         _beat_now.wait(LEASE_SECONDS / 4)
         _beat_now.clear()
         with _held_lock:
-            held = list(_held.items())
+            held = [(h, where) for h, where in _held.items() if h not in _claiming]
         for holder, (storage, study, on_lost) in held:
             try:
                 if not storage.renew(study, holder, time.time() + LEASE_SECONDS):
@@ -98,15 +99,23 @@ def _hold(
     global _beat
     with _held_lock:
         _held[holder] = (storage, study, on_lost)
+        _claiming.add(holder)  # renewed once claimed (see _claimed)
         _beat_now.set()
         if _beat is None or not _beat.is_alive():
             _beat = threading.Thread(target=_heartbeat, name="asynchpo-lease", daemon=True)
             _beat.start()
 
 
+def _claimed(holder: str) -> None:
+    """The lease ``holder`` is in the storage now: the heartbeat renews it from here on."""
+    with _held_lock:
+        _claiming.discard(holder)
+
+
 def _drop(holder: str) -> None:
     with _held_lock:
         _held.pop(holder, None)
+        _claiming.discard(holder)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -303,6 +312,7 @@ class Journal:
         while True:
             other = self.storage.claim(self.name, lease, lease_alive)
             if other is None:
+                _claimed(lease.holder)
                 return
             if not other.holder.startswith("recovery-") or time.monotonic() > deadline:
                 raise self._in_use(other)
@@ -357,7 +367,8 @@ class Journal:
                     self.storage.release(self.name, dead.holder)
         finally:
             _drop(holder)
-            self.storage.release(self.name, holder)
+            with contextlib.suppress(Exception):  # the error at hand (if any) is what to see
+                self.storage.release(self.name, holder)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -467,3 +467,22 @@ def test_start_says_at_once_that_another_run_holds_the_study(tmp_path):
     gate.set()
     assert run.wait(timeout=30) == "complete"
     assert look.journal.summary().complete == 2  # a read-only view follows the run
+
+
+class _SlowClaim(InMemoryStorage):
+    """Its claims take a while (a busy file): the heartbeat beats meanwhile."""
+
+    def claim(self, study, lease, alive):
+        time.sleep(0.3)
+        return super().claim(study, lease, alive)
+
+
+def test_a_lease_being_claimed_is_not_taken_for_lost(caplog):
+    storage = _SlowClaim()
+    study = ah.Study(SPACE, storage=storage, name="s", sampler=ah.RandomSampler(seed=0))
+    study.add_trial({"x": 0.5}, 1.0)
+    with caplog.at_level("WARNING", logger="asynchpo"):
+        ah.Study.load("s", storage=storage)  # recovery claims a lease
+        study.optimize(lambda p: p["x"], n_trials=3, progress=False)  # so does the run
+    assert "was lost" not in caplog.text
+    assert len(study.get_trials(["complete"])) == 4
