@@ -34,7 +34,7 @@ def _open(path: str) -> SQLiteStorage:
 
     if not os.path.exists(path):
         raise SystemExit(f"asynchpo: no such file: {path}")
-    return SQLiteStorage(path)
+    return SQLiteStorage(path, read_only=True)  # a look writes nothing in or beside the file
 
 
 def _printable(text: str) -> str:

@@ -184,7 +184,7 @@ class Study:
         if read_only not in (True, False):
             raise ValueError(f"read_only must be True or False, got {read_only!r}")
         sampler = cls._check_sampler(sampler)
-        journal = Journal.open(get_storage(storage), name, read_only=read_only)
+        journal = Journal.open(get_storage(storage, read_only=read_only), name, read_only=read_only)
         study = cls.__new__(cls)
         study._setup(journal, sampler)
         return study

@@ -4,6 +4,7 @@ import shutil
 import sqlite3
 import subprocess
 import zlib
+from contextlib import closing
 
 import pytest
 
@@ -145,3 +146,29 @@ def test_a_skipped_record_is_said_once_and_the_table_still_shows(db, capsys):
         f"asynchpo: {db}: study 'mlp': kept 6 of 8 records; skipped 2: record 1 "
     )
     assert line.endswith("; record 2: trial_completed of unknown trial 0")
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_a_look_at_a_file_of_an_earlier_version_changes_no_byte_of_its_folder(
+    db, tmp_path, capsys, journal
+):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    old = folder / "runs.db"
+    with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(old)) as conn:
+        src.backup(conn)
+        conn.execute("PRAGMA application_id = 0")  # an earlier version: the tables, no mark
+        conn.execute("PRAGMA user_version = 0")
+        conn.execute("DROP TABLE leases")
+        conn.commit()
+        conn.execute(f"PRAGMA journal_mode = {journal}")
+    before = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    assert list(before) == ["runs.db"]
+    assert main(["studies", str(old)]) == 0
+    assert main(["show", str(old), "mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp" in out and "0.25" in out
+    look = ah.Study.load("mlp", storage=old, read_only=True)
+    assert len(look.trials) == 4
+    look.storage.close()
+    assert {p.name: p.read_bytes() for p in sorted(folder.iterdir())} == before

@@ -12,6 +12,7 @@ from asynchpo.storage._base import (
     JournalConflictError,
     Lease,
     Records,
+    UnfoldedLogWarning,
 )
 from asynchpo.storage._memory import InMemoryStorage
 from asynchpo.storage._sqlite import SQLiteStorage
@@ -25,12 +26,16 @@ __all__ = [
     "Lease",
     "Records",
     "SQLiteStorage",
+    "UnfoldedLogWarning",
     "get_storage",
 ]
 
 
-def get_storage(storage: Any) -> BaseStorage:
+def get_storage(storage: Any, *, read_only: bool = False) -> BaseStorage:
     """A storage from what a user passes: None (in memory), a path, or a storage object.
+
+    A path is opened with ``read_only`` (:class:`SQLiteStorage`: to look only, writing
+    nothing in or beside the file); a storage object is returned as it is.
 
     Raises:
         ValueError: An empty path (it would keep nothing).
@@ -48,7 +53,7 @@ def get_storage(storage: Any) -> BaseStorage:
                 f"storage: {storage!r} names no file; give a file path such as 'runs.db', "
                 "or None to keep the study in memory"
             )
-        return SQLiteStorage(storage)
+        return SQLiteStorage(storage, read_only=read_only)
     raise TypeError(
         f"storage must be None, a file path or a BaseStorage, got {type(storage).__name__}"
     )

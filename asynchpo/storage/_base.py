@@ -17,6 +17,11 @@ class CorruptRecordWarning(UserWarning):
     """A journal record could not be read back; the records before it are kept."""
 
 
+class UnfoldedLogWarning(UserWarning):
+    """A study file's write-ahead log could not be folded into it whole (another connection
+    holds a read transaction): the file alone lacks what is still only in the log."""
+
+
 class JournalConflictError(RuntimeError):
     """Another writer appended to the same study first; read the new records and retry."""
 

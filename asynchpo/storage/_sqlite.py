@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -24,6 +25,7 @@ from asynchpo.storage._base import (
     JournalConflictError,
     Lease,
     Records,
+    UnfoldedLogWarning,
 )
 
 if TYPE_CHECKING:
@@ -35,8 +37,13 @@ APPLICATION_ID = 0x6168706F
 #: ``PRAGMA user_version`` of the files this version writes (the layout of its tables).
 SCHEMA_VERSION = 1
 #: The most seconds between folds of the write-ahead log into the file while it is being
-#: written: a write that comes later than this after the last fold folds the log in.
+#: written: a write that comes later than this after the last fold folds the log in, and
+#: a timer folds in, this long after the last fold, a write that nothing wrote after.
 CHECKPOINT_SECONDS = 2.0
+#: The most seconds a write waits for another connection's lock on the file.
+BUSY_SECONDS = 30.0
+#: The most seconds the fold at the end of a run waits for another connection's reading.
+FOLD_WAIT_SECONDS = 0.2
 
 _COLUMNS = {
     "events": ("study", "seq", "payload", "crc"),
@@ -72,7 +79,10 @@ class SQLiteStorage(BaseStorage):
     (a batch of events, a run's lease renewal) that comes more than ``checkpoint_every``
     seconds after the last fold: the file alone (copied, mailed, committed, even while a run
     goes on or after it was killed) lacks at most the records of the last
-    ``checkpoint_every`` seconds before the latest write.
+    ``checkpoint_every`` seconds: a write not folded in at once starts a timer that folds it
+    in by then, even if nothing more is written. Where another connection holds a read
+    transaction (a database browser), the log cannot be folded in whole: the end of a run
+    waits for it only briefly and says so with an :class:`UnfoldedLogWarning`.
 
     Opening checks the file: it must be a study file (marked with :data:`APPLICATION_ID`;
     files of earlier versions, which hold exactly this storage's tables, are marked then),
@@ -85,6 +95,11 @@ class SQLiteStorage(BaseStorage):
     directory) is opened read-only. Either way :attr:`read_only` is set, and every write
     raises a :class:`PermissionError` that names the file and why.
 
+    Opened with ``read_only=True`` (to look: ``asynchpo studies``, ``Study.load(...,
+    read_only=True)``), nothing is written in or beside the file: a file of an earlier
+    version is read as it is, unmarked, a damaged log is reported but not copied, and no
+    log is made where there is none.
+
     Each row carries a CRC-32 of its JSON payload; a row that fails it, is larger than
     :data:`asynchpo._limits.MAX_RECORD_BYTES` (never fetched), or is not a valid event is
     reported with a :class:`CorruptRecordWarning` and skipped, and all other rows are kept.
@@ -96,10 +111,13 @@ class SQLiteStorage(BaseStorage):
         synchronous: SQLite's ``synchronous`` pragma; ``"FULL"`` survives power loss too.
         checkpoint_every: The most seconds between folds of the log into the file while
             events are written (:data:`CHECKPOINT_SECONDS`).
+        read_only: Look only: write nothing in or beside the file (which must exist).
 
     Raises:
-        ValueError: An empty path, or a bad ``synchronous`` or ``checkpoint_every``.
-        FileNotFoundError: The file's directory does not exist.
+        ValueError: An empty path, or a bad ``synchronous``, ``checkpoint_every`` or
+            ``read_only``.
+        FileNotFoundError: The file's directory does not exist (or, ``read_only``, the
+            file).
         NotADirectoryError: What should be its directory is a file.
         IsADirectoryError: The path is a directory.
         PermissionError: The file may not be read, or created where its directory may not be
@@ -118,6 +136,8 @@ class SQLiteStorage(BaseStorage):
         path: str | os.PathLike[str],
         synchronous: str = "NORMAL",
         checkpoint_every: float = CHECKPOINT_SECONDS,
+        *,
+        read_only: bool = False,
     ):
         path = os.fspath(path)
         if path.startswith("sqlite:///"):
@@ -132,15 +152,23 @@ class SQLiteStorage(BaseStorage):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         if not checkpoint_every > 0:
             raise ValueError(f"checkpoint_every must be > 0 seconds, got {checkpoint_every!r}")
+        if read_only not in (True, False):
+            raise ValueError(f"read_only must be True or False, got {read_only!r}")
         self.path = path
-        self.read_only = False
-        self._why_read_only = ""
+        self.read_only = read_only
+        self._look = read_only  # asked to look only: nothing is written in or beside the file
+        self._why_read_only = "it was opened to look only (read_only=True)" if read_only else ""
+        self._stamp: tuple[int, int, int] | None = None  # the file as an immutable view saw it
+        self._kind = ""
         self._scan = ""  # " NOT INDEXED" once the file's indexes are found damaged
         self._snapshot: str | None = None  # a private copy read in place of the file
         self._lost = 0  # rows on damaged pages, once said
         self._every = float(checkpoint_every)
         self._folded = time.monotonic()
         self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None  # a fold due for writes not yet folded
+        self._closed = False
+        self._said_unfolded = False  # a log a reader kept from folding in, said once
         self._conn = self._open(synchronous.upper())
 
     def __repr__(self) -> str:
@@ -150,8 +178,11 @@ class SQLiteStorage(BaseStorage):
 
     def _open(self, synchronous: str) -> sqlite3.Connection:
         path = self.path
+        if self._look and not os.path.lexists(path):
+            raise FileNotFoundError(f"cannot open {path} to look at it: there is no such file")
         kind, writable = _inspect(path)
-        if not writable:
+        self._kind = kind
+        if not writable and not self._look:
             parent = os.path.dirname(os.path.abspath(path))
             self.read_only = True
             self._why_read_only = (
@@ -160,7 +191,9 @@ class SQLiteStorage(BaseStorage):
                 else f"its directory {parent} may not be written here"
             )
         try:
-            if self.read_only:
+            if self._look:
+                conn = self._connect_look()
+            elif self.read_only:
                 conn = self._connect_read_only()
             else:
                 mode = "rwc" if kind == "new" else "rw"
@@ -216,6 +249,39 @@ class SQLiteStorage(BaseStorage):
         shutil.copyfile(path + "-wal", copy + "-wal")
         return _connect(f"{Path(copy).as_uri()}?mode=rw")
 
+    def _connect_look(self) -> sqlite3.Connection:
+        """A connection that writes nothing in or beside the file: read-only where a log and
+        its shared memory are there already (a run going on, or one killed), immutable where
+        there is no log (SQLite would make one; :meth:`_follow` reopens once the file
+        changes), or a private copy where a log has no shared memory beside it."""
+        path = self.path
+        uri = Path(path).absolute().as_uri()
+        self._stamp = None
+        if _log_size(path) == 0:
+            self._stamp = _stamp(path)
+            return _connect(f"{uri}?mode=ro&immutable=1")
+        if os.path.exists(path + "-shm"):
+            return _connect(f"{uri}?mode=ro")
+        self._drop_snapshot()
+        self._snapshot = tempfile.mkdtemp(prefix="asynchpo-")
+        copy = os.path.join(self._snapshot, "study.db")
+        shutil.copyfile(path, copy)
+        shutil.copyfile(path + "-wal", copy + "-wal")
+        return _connect(f"{Path(copy).as_uri()}?mode=rw")
+
+    def _follow(self) -> None:
+        """(Under the lock.) Reopen an immutable view of a file that has changed since."""
+        if self._stamp is None or _stamp(self.path) == self._stamp:
+            return
+        conn = self._connect_look()
+        try:
+            self._prepare(conn, self._kind)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn.close()
+        self._conn = conn
+
     def _check_log(self, conn: sqlite3.Connection) -> None:
         """Warn if the write-ahead log is damaged before transactions that are intact (SQLite
         stops reading a log at its first bad frame, so those are dropped); keep a copy of it.
@@ -235,8 +301,7 @@ class SQLiteStorage(BaseStorage):
             frame, frames, lost = found
             kept = ""
             if not self.read_only:
-                copy = _free_name(wal + ".damaged")
-                shutil.copyfile(wal, copy)
+                copy = _kept_copy(wal)
                 kept = f"; the log as it was is kept in {copy}"
             warnings.warn(
                 f"{wal}: frame {frame} of {frames} of this write-ahead log is damaged; SQLite "
@@ -280,12 +345,35 @@ class SQLiteStorage(BaseStorage):
             )
 
     def _fold_if_due(self) -> None:
-        """Fold the log into the file if the last fold is older than ``checkpoint_every``
-        (PASSIVE: it waits for no reader, and costs a sync of the file)."""
+        """After a write (under the lock): fold the log into the file if the last fold is
+        older than ``checkpoint_every``, else make sure a fold comes by then even if nothing
+        more is written (a timer, one at a time; PASSIVE: it waits for no reader, and costs a
+        sync of the file)."""
         now = time.monotonic()
         if now - self._folded >= self._every:
-            self._folded = now
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._fold(now)
+        elif self._timer is None:
+            timer = threading.Timer(self._folded + self._every - now, self._fold_later)
+            timer.daemon = True
+            self._timer = timer
+            timer.start()
+
+    def _fold(self, now: float) -> None:
+        self._folded = now
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _fold_later(self) -> None:
+        """The timer's fold of writes that nothing wrote after."""
+        with self._lock:
+            if self._closed or self._timer is not threading.current_thread():
+                return
+            self._timer = None
+            self._folded = time.monotonic()
+            with contextlib.suppress(sqlite3.Error):  # the next write or open folds it
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- the journal -----------------------------------------------------------------------
 
@@ -368,6 +456,7 @@ class SQLiteStorage(BaseStorage):
         )
         sql = f"SELECT rid, {columns} FROM ({inner})"
         with self._lock:
+            self._follow()
             rows, error = _fetch(self._conn, sql, params)
         if not error:
             return rows
@@ -422,6 +511,7 @@ class SQLiteStorage(BaseStorage):
                     (study, lease.holder, lease.pid, lease.host, lease.expires),
                 )
                 self._conn.execute("COMMIT")
+                self._fold_if_due()
                 return None
             except BaseException:
                 if self._conn.in_transaction:
@@ -442,9 +532,11 @@ class SQLiteStorage(BaseStorage):
         self._writable()
         with self._lock:
             self._conn.execute("DELETE FROM leases WHERE study = ? AND holder = ?", (study, holder))
+            self._fold_if_due()
 
     def leases(self, study: str) -> list[Lease]:
         with self._lock:
+            self._follow()
             rows = self._conn.execute(
                 f"SELECT holder, pid, host, expires FROM leases{self._scan} WHERE study = ?",
                 (study,),
@@ -457,11 +549,38 @@ class SQLiteStorage(BaseStorage):
         if self.read_only:
             return
         with self._lock:
-            self._folded = time.monotonic()
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._fold(time.monotonic())  # what no reader holds back, folded at once
+            # then the whole log, waiting only briefly for a reader (a DB browser's open
+            # transaction would otherwise hold the end of a run for the whole busy timeout)
+            self._conn.execute(f"PRAGMA busy_timeout={int(FOLD_WAIT_SECONDS * 1000)}")
+            try:
+                row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+            # busy alone is no loss: every page may be in the file though the log stays
+            _, log, done = (int(v) for v in row)
+            whole = log >= 0 and done >= log
+            if whole or self._said_unfolded:
+                self._said_unfolded = not whole
+                return
+            self._said_unfolded = True
+        left = f"{log - done} of its {log} pages" if log >= 0 and done >= 0 else "some of it"
+        warnings.warn(
+            f"{self.path}: its write-ahead log {self.path}-wal could not be folded into it "
+            f"({left} still only in the log): another connection holds a read transaction "
+            f"on the file (a database browser?). {self.path} alone is not whole until that "
+            "reader lets go: copy it together with its -wal, or let the log fold in at the "
+            "next open or write",
+            UnfoldedLogWarning,
+            stacklevel=2,
+        )
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._conn.close()
         self._drop_snapshot()
 
@@ -476,7 +595,7 @@ class SQLiteStorage(BaseStorage):
 
 def _connect(uri: str) -> sqlite3.Connection:
     return sqlite3.connect(
-        uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30.0
+        uri, uri=True, check_same_thread=False, isolation_level=None, timeout=BUSY_SECONDS
     )
 
 
@@ -596,11 +715,29 @@ def _describe(path: str, app_id: int) -> str:
     return f"tables {shown}" if names else "it has a version mark but no tables"
 
 
-def _free_name(path: str) -> str:
-    name, n = path, 0
+def _stamp(path: str) -> tuple[int, int, int]:
+    """What changes when a file or its log is written: its time, its size, its log's size."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_mtime_ns, st.st_size, _log_size(path))
+
+
+def _kept_copy(wal: str) -> str:
+    """A copy of a damaged log beside it, ``<log>.damaged`` (``.1``, ``.2``, ... when those
+    hold other bytes); the copy already there where one holds these bytes."""
+    with open(wal, "rb") as f:
+        data = f.read()
+    name, n = wal + ".damaged", 0
     while os.path.lexists(name):
+        with contextlib.suppress(OSError), open(name, "rb") as f:
+            if f.read() == data:
+                return name
         n += 1
-        name = f"{path}.{n}"
+        name = f"{wal}.damaged.{n}"
+    with open(name, "xb") as f:
+        f.write(data)
     return name
 
 

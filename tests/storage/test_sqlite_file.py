@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,7 +25,13 @@ import pytest
 import asynchpo as ah
 from asynchpo._limits import MAX_RECORD_BYTES
 from asynchpo.events import TrialAsked, fold
-from asynchpo.storage import CorruptRecordWarning, ForeignFileError, SQLiteStorage, get_storage
+from asynchpo.storage import (
+    CorruptRecordWarning,
+    ForeignFileError,
+    SQLiteStorage,
+    UnfoldedLogWarning,
+    get_storage,
+)
 from asynchpo.storage._sqlite import APPLICATION_ID, SCHEMA_VERSION
 
 SPACE = ah.Space(x=ah.Float(0, 1))
@@ -503,3 +510,158 @@ def test_the_file_alone_lacks_at_most_the_last_interval_of_a_killed_writer(tmp_p
     last = told[-1][1]
     assert {n for n, at in told if at < last - bound - 0.1} <= complete
     assert len(complete) >= len(told) - 2 * bound / 0.05
+
+
+QUIET_WRITER = textwrap.dedent("""
+    import sys, time
+    import asynchpo as ah
+    from asynchpo.storage import SQLiteStorage
+
+    storage = SQLiteStorage(sys.argv[1], checkpoint_every=float(sys.argv[2]))
+    study = ah.Study(ah.Space(x=ah.Float(0, 1)), storage=storage, name="s",
+                     sampler=ah.RandomSampler(seed=0))
+    study.tell(study.ask(), 0.5)
+    print("told", flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.slow
+def test_a_writer_that_goes_quiet_has_its_last_write_in_the_file_alone(tmp_path):
+    bound = 1.0
+    script, path = tmp_path / "writer.py", tmp_path / "runs.db"
+    script.write_text(QUIET_WRITER)
+    here = str(Path(ah.__file__).parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(path), str(bound)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "told"
+        time.sleep(2.5 * bound)  # nothing more is written meanwhile
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(path, copy / "runs.db")  # the file alone, without its log
+    state = fold(SQLiteStorage(copy / "runs.db").read("s"))
+    assert [t.number for t in state.trials([ah.TrialState.COMPLETE])] == [0]
+
+
+def test_a_write_nothing_follows_is_folded_in_within_the_interval(tmp_path):
+    path = tmp_path / "runs.db"
+    storage = SQLiteStorage(path, checkpoint_every=0.3)
+    assert storage._timer is None  # nothing pending: no thread
+    _study(storage, n=1)
+    assert storage._timer is not None
+    time.sleep(0.8)
+    assert storage._timer is None
+    copy = tmp_path / "copy.db"
+    shutil.copy(path, copy)
+    assert len(SQLiteStorage(copy, read_only=True).read("s")) == len(storage.read("s")) > 0
+    _study(storage, name="t", n=1)
+    timer = storage._timer
+    storage.close()  # cancels the fold still due
+    assert timer is not None and storage._timer is None
+    timer.join(1)
+    assert not timer.is_alive()
+
+
+def test_a_reader_holding_a_transaction_delays_the_end_of_a_run_briefly_and_is_said(tmp_path):
+    path = tmp_path / "runs.db"
+    study = ah.Study(SPACE, storage=path, name="s", sampler=ah.RandomSampler(seed=0))
+    study.tell(study.ask(), 0.5)
+    with closing(sqlite3.connect(path, isolation_level=None)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()
+        began = time.monotonic()
+        with pytest.warns(UnfoldedLogWarning) as got:
+            study.optimize(lambda p: p["x"], n_trials=10)
+        assert time.monotonic() - began < 10
+        message = str(got[0].message)
+        assert len(got) == 1 and message.startswith(f"{path}: ")
+        assert "another connection holds a read transaction" in message
+        assert f"{path} alone is not whole until that reader lets go" in message
+        reader.execute("COMMIT")
+    study.storage.checkpoint()  # the reader let go: folded in whole, nothing said
+    assert os.path.getsize(f"{path}-wal") == 0
+
+
+# -- a look writes nothing -----------------------------------------------------------------
+
+
+def _earlier_file(path: Path) -> Path:
+    _study_file(path)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA application_id = 0")
+        conn.execute("PRAGMA user_version = 0")
+        conn.execute("DROP TABLE leases")
+        conn.commit()
+    assert not Path(f"{path}-wal").exists()
+    return path
+
+
+def test_a_look_at_a_file_of_an_earlier_version_changes_nothing_there(tmp_path):
+    path = _earlier_file(tmp_path / "old.db")
+    before = _listing(tmp_path)
+    look = ah.Study.load("s", storage=path, read_only=True)
+    assert len(look.get_trials(["complete"])) == 6 and look.read_only
+    with pytest.raises(PermissionError, match="read_only=True"):
+        look.storage.renew("s", "x", 0.0)
+    storage = SQLiteStorage(path, read_only=True)
+    assert storage.studies() == ["s"] and storage.leases("s") == []
+    storage.close()
+    look.storage.close()
+    assert _listing(tmp_path) == before
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        SQLiteStorage(tmp_path / "none.db", read_only=True)
+    assert _listing(tmp_path) == before
+
+
+def test_a_look_follows_a_file_written_after_it_opened(tmp_path):
+    path = _study_file(tmp_path / "runs.db", n=2)
+    look = SQLiteStorage(path, read_only=True)
+    assert len(fold(look.read("s")).trials()) == 2
+    study = ah.Study.load("s", storage=path)
+    study.tell(study.ask(), 0.5)
+    assert len(fold(look.read("s")).trials()) == 3
+    study.storage.close()
+    assert len(fold(look.read("s")).trials()) == 3
+
+
+def test_repeated_opens_of_a_damaged_log_keep_one_copy_and_a_look_none(tmp_path):
+    path = tmp_path / "runs.db"
+    storage = SQLiteStorage(path, checkpoint_every=3600)
+    storage._conn.execute("PRAGMA wal_autocheckpoint=0")
+    _study(storage)
+    (page_size,) = storage._conn.execute("PRAGMA page_size").fetchone()
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    shutil.copy(path, crash / "runs.db")
+    wal = bytearray(Path(str(path) + "-wal").read_bytes())
+    storage.close()
+    wal[_frames(bytes(wal), page_size)[2] + 24 + 200] ^= 0x04
+    damaged = Path(str(crash / "runs.db") + "-wal")
+    damaged.write_bytes(bytes(wal))
+
+    with pytest.warns(CorruptRecordWarning, match="is damaged") as got:
+        look = SQLiteStorage(crash / "runs.db", read_only=True)
+    assert "kept in" not in str(got[0].message)
+    assert sorted(p.name for p in crash.iterdir()) == ["runs.db", "runs.db-wal"]
+    look.close()
+    opened = []
+    for _ in range(3):  # each open while the others hold the file finds the log damaged
+        with pytest.warns(CorruptRecordWarning, match=f"kept in {damaged}.damaged$"):
+            opened.append(SQLiteStorage(crash / "runs.db"))
+    assert sorted(p.name for p in crash.glob("*.damaged*")) == ["runs.db-wal.damaged"]
+    assert Path(f"{damaged}.damaged").read_bytes() == bytes(wal)
+    with pytest.warns(CorruptRecordWarning, match="is damaged") as got:
+        SQLiteStorage(crash / "runs.db", read_only=True).close()  # a look meanwhile
+    assert "kept in" not in str(got[0].message)
+    assert sorted(p.name for p in crash.glob("*.damaged*")) == ["runs.db-wal.damaged"]
+    for storage in opened:
+        storage.close()
