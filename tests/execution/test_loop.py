@@ -93,6 +93,23 @@ def test_a_trial_stopped_before_it_was_handed_to_a_worker_never_runs():
     assert first.params["x"] not in ran and len(ran) == 2
 
 
+def _overflows(p):
+    return 10**400 if p["x"] < 0.5 else p["x"]
+
+
+def test_an_objective_returning_a_number_past_a_float_fails_its_trial_only():
+    for backend in (None, ah.SimulatedBackend(n_workers=2, seed=0)):
+        study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=2))
+        study.optimize(_overflows, n_trials=10, backend=backend, timeout=60, progress=False)
+        assert len(study.trials) == 10
+        for t in study.trials:
+            if t.params["x"] < 0.5:
+                assert t.state is ah.TrialState.FAILED and t.failure is ah.Failure.INVALID
+                assert "not a number" in t.error or "too large" in t.error, t.error
+            else:
+                assert t.state is ah.TrialState.COMPLETE
+
+
 def _exits(p):
     if p["x"] < 0.5:
         raise SystemExit("the objective called sys.exit")
