@@ -626,6 +626,8 @@ def _inspect(path: str) -> tuple[str, bool]:
         if not os.access(parent, os.W_OK | os.X_OK):
             raise PermissionError(f"cannot create {path}: its directory {parent} is read-only")
         return "new", True
+    if os.path.exists(path) and not os.path.isfile(path):  # a pipe, a device: never opened
+        raise ForeignFileError(f"cannot open {path}: it is not a regular file, so not a study file")
     try:
         with open(path, "rb") as f:
             header = f.read(100)

@@ -665,3 +665,10 @@ def test_repeated_opens_of_a_damaged_log_keep_one_copy_and_a_look_none(tmp_path)
     assert sorted(p.name for p in crash.glob("*.damaged*")) == ["runs.db-wal.damaged"]
     for storage in opened:
         storage.close()
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_without_being_opened(tmp_path):
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer for ever
+    with pytest.raises(ForeignFileError, match="not a regular file"):
+        SQLiteStorage(fifo)
