@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from asynchpo._checks import find_trial, positive_float, positive_int, short, trial_number
-from asynchpo._limits import MAX_RECORD_BYTES, MAX_STRING
+from asynchpo._limits import MAX_STRING
 from asynchpo._progress import TextProgress
 from asynchpo._report import interpret_result
 from asynchpo._run import Run
@@ -131,12 +131,10 @@ class Study:
             objective=str.__str__(objective),
             direction=str.__str__(direction),
         )
-        size = len(created.to_json())
-        if size > MAX_RECORD_BYTES:
-            raise ValueError(
-                f"space: the study's description takes {size} bytes of JSON, more than the "
-                f"{MAX_RECORD_BYTES} a record holds"
-            )
+        try:
+            created.to_json()  # the record every later open reads: refused whole if too big
+        except ValueError as exc:
+            raise ValueError(f"space: the study's description is not one record ({exc})") from None
         name = str.__str__(name)
         journal = Journal.open(get_storage(storage), name, create=created, exist_ok=load_if_exists)
         self._setup(journal, sampler)

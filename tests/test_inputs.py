@@ -481,3 +481,21 @@ def test_a_trial_whose_record_was_skipped_is_refused_by_name(tmp_path):
         with pytest.raises(ValueError, match="trial: no trial 1"):
             call()
     assert again.add_trial({"x": 0.25}, 2.0).number == 2  # its number stays taken
+
+
+def test_a_study_whose_description_is_over_one_record_is_refused_naming_space():
+    import json
+
+    from asynchpo._limits import MAX_RECORD_BYTES
+
+    def size(params):
+        return len(json.dumps(ah.Space(params).to_spec(), separators=(",", ":")))
+
+    params = {f"p{i}": ah.Categorical(["a" * 9990 + str(j) for j in range(10)]) for i in range(10)}
+    k = 0
+    while (room := MAX_RECORD_BYTES - size(params)) > 2000:  # a space just under the limit
+        params[f"q{k}"] = ah.Categorical(["b" * min(9990, room // 2 - 40)])
+        k += 1
+    space = ah.Space(params)  # fits on its own
+    with pytest.raises(ValueError, match="space: the study's description is not one record"):
+        ah.Study(space, objective="o" * 9999)  # with its objective's name it does not
