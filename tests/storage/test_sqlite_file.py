@@ -341,7 +341,9 @@ def _frames(wal: bytes, page_size: int) -> list[int]:
     return list(range(32, len(wal) - page_size - 23, page_size + 24))
 
 
-def test_a_damaged_log_is_reported_with_what_it_loses(tmp_path):
+def _crash_with_a_damaged_log(tmp_path: Path) -> Path:
+    """A study file as a killed writer left it, its log holding a flipped bit in the third
+    frame's page; returns the file (``crash/runs.db``, its log beside it)."""
     path = tmp_path / "runs.db"
     storage = SQLiteStorage(path, checkpoint_every=3600)
     storage._conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -354,16 +356,21 @@ def test_a_damaged_log_is_reported_with_what_it_loses(tmp_path):
     storage.close()
     frames = _frames(bytes(wal), page_size)
     assert len(frames) > 10
-    wal[frames[2] + 24 + 200] ^= 0x04  # a flipped bit in the third frame's page
-    damaged = Path(str(crash / "runs.db") + "-wal")
-    damaged.write_bytes(bytes(wal))
+    wal[frames[2] + 24 + 200] ^= 0x04
+    Path(str(crash / "runs.db") + "-wal").write_bytes(bytes(wal))
+    return crash / "runs.db"
 
+
+def test_a_damaged_log_is_reported_with_what_it_loses(tmp_path):
+    crashed = _crash_with_a_damaged_log(tmp_path)
+    crash, damaged = crashed.parent, Path(str(crashed) + "-wal")
+    wal = damaged.read_bytes()
     with pytest.warns(CorruptRecordWarning, match=r"frame 3 of \d+ .* is damaged") as got:
         recovered = SQLiteStorage(crash / "runs.db")
     message = str(got[0].message)
     assert message.startswith(str(damaged)) and "transaction(s) after it" in message
     assert "are lost" in message and f"kept in {damaged}.damaged" in message
-    assert Path(f"{damaged}.damaged").read_bytes() == bytes(wal)
+    assert Path(f"{damaged}.damaged").read_bytes() == wal
     recovered.close()
 
 
@@ -634,20 +641,9 @@ def test_a_look_follows_a_file_written_after_it_opened(tmp_path):
 
 
 def test_repeated_opens_of_a_damaged_log_keep_one_copy_and_a_look_none(tmp_path):
-    path = tmp_path / "runs.db"
-    storage = SQLiteStorage(path, checkpoint_every=3600)
-    storage._conn.execute("PRAGMA wal_autocheckpoint=0")
-    _study(storage)
-    (page_size,) = storage._conn.execute("PRAGMA page_size").fetchone()
-    crash = tmp_path / "crash"
-    crash.mkdir()
-    shutil.copy(path, crash / "runs.db")
-    wal = bytearray(Path(str(path) + "-wal").read_bytes())
-    storage.close()
-    wal[_frames(bytes(wal), page_size)[2] + 24 + 200] ^= 0x04
-    damaged = Path(str(crash / "runs.db") + "-wal")
-    damaged.write_bytes(bytes(wal))
-
+    crashed = _crash_with_a_damaged_log(tmp_path)
+    crash, damaged = crashed.parent, Path(str(crashed) + "-wal")
+    wal = damaged.read_bytes()
     with pytest.warns(CorruptRecordWarning, match="is damaged") as got:
         look = SQLiteStorage(crash / "runs.db", read_only=True)
     assert "kept in" not in str(got[0].message)
@@ -658,7 +654,7 @@ def test_repeated_opens_of_a_damaged_log_keep_one_copy_and_a_look_none(tmp_path)
         with pytest.warns(CorruptRecordWarning, match=f"kept in {damaged}.damaged$"):
             opened.append(SQLiteStorage(crash / "runs.db"))
     assert sorted(p.name for p in crash.glob("*.damaged*")) == ["runs.db-wal.damaged"]
-    assert Path(f"{damaged}.damaged").read_bytes() == bytes(wal)
+    assert Path(f"{damaged}.damaged").read_bytes() == wal
     with pytest.warns(CorruptRecordWarning, match="is damaged") as got:
         SQLiteStorage(crash / "runs.db", read_only=True).close()  # a look meanwhile
     assert "kept in" not in str(got[0].message)
