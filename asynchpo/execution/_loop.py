@@ -121,14 +121,11 @@ class Driver:
             for callback in self.config.callbacks:
                 callback(trial)
 
-    def _suggest_inline(self, want: int) -> list[int]:
-        """New trials from the sampler, here and now. A cheap sampler's suggestions do not
-        depend on the results of this round (they only move points from running to
-        finished), so the round's events are recorded with the new trials, in one
-        transaction, when no callback waits to see them first."""
-        if not self._batch or not self.suggester.sampler.cheap or self.config.callbacks:
-            self._flush()
-            return self.suggester.suggest(want, self.run_id)
+    def _suggest_with_results(self, want: int) -> list[int]:
+        """New trials from a cheap sampler, here and now, recorded in one transaction with
+        this round's events. A cheap sampler's suggestions do not depend on those (they only
+        move points from running to finished); the run has no callback waiting to see them
+        first."""
         batch, self._batch = self._batch, []
         try:
             numbers = self.suggester.suggest(want, self.run_id, before=batch)
@@ -179,6 +176,8 @@ class Driver:
         asking_want = 0
         try:
             requeue = deque(journal.query(lambda s: s.numbers(TrialState.INTERRUPTED)))
+            cheap = self.suggester.sampler.cheap
+            merge = cheap and not cfg.callbacks  # a round's results go with its new trials
             deadline = None if cfg.timeout is None else backend.now() + cfg.timeout
             while True:
                 if journal.lease_lost:
@@ -206,8 +205,7 @@ class Driver:
                 if cfg.n_trials is not None:
                     want = min(want, cfg.n_trials - asked)
                 asks = asking is None and not self._stop and not exhausted and want > 0
-                cheap = self.suggester.sampler.cheap
-                if not (asks and cheap and not cfg.callbacks):
+                if not (asks and merge):
                     self._flush()  # results first: the sampler and the callbacks see them
                     asks = asks and not self._stop  # a callback may have stopped the run
                 if asks:
@@ -215,7 +213,10 @@ class Driver:
                         # a simulation's clock stands still while it suggests, and a cheap
                         # sampler answers at once: no loop to keep free meanwhile
                         asking_want = want
-                        numbers = self._suggest_inline(want)
+                        if merge:
+                            numbers = self._suggest_with_results(want)
+                        else:
+                            numbers = self.suggester.suggest(want, self.run_id)
                     else:  # computed in a thread: the loop goes on carrying messages
                         asking = asyncio.ensure_future(
                             self.suggester.suggest_async(want, self.run_id)
