@@ -10,13 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
 import re
-import threading
-import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,71 +33,25 @@ logger = logging.getLogger(__name__)
 START_NOTICE_DELAY = 0.05
 
 
-class _Announcer:
-    """Tells the driver about the trials of one worker that run longer than
-    START_NOTICE_DELAY, from one timer on the worker's event loop: a trial costs the loop
-    nothing when it starts (no call from the trial's thread while the timer runs), and a
-    short one is never announced at all."""
-
-    def __init__(self, worker: Any) -> None:
-        self.worker = worker
-        self._lock = threading.Lock()
-        self._running: dict[int, tuple[str, dict[str, Any], float]] = {}
-        self._ticking = False
-        self._tokens = itertools.count()
-
-    def begin(self, topic: str, job: Job) -> int:
-        msg = {"kind": "started", "number": job.number, "attempt": job.attempt}
-        msg["worker"] = self.worker.address
-        with self._lock:
-            token = next(self._tokens)
-            self._running[token] = (topic, msg, time.monotonic() + START_NOTICE_DELAY)
-            start, self._ticking = not self._ticking, True
-        if start:  # the timer runs while trials do; the first one after a pause restarts it
-            self.worker.loop.add_callback(self._tick)
-        return token
-
-    def end(self, token: int) -> None:
-        with self._lock:
-            self._running.pop(token, None)
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            due = [t for t, (*_, when) in self._running.items() if when <= now]
-            announce = [self._running.pop(t) for t in due]
-            self._ticking = bool(self._running)
-        for topic, msg, _ in announce:
-            self.worker.log_event(topic, msg)
-        if self._ticking:
-            self.worker.loop.call_later(START_NOTICE_DELAY / 4, self._tick)
-
-
-_announcers: weakref.WeakKeyDictionary[Any, _Announcer] = weakref.WeakKeyDictionary()
-_announcers_lock = threading.Lock()
-
-
-def _announcer(worker: Any) -> _Announcer:
-    with _announcers_lock:
-        if worker not in _announcers:
-            _announcers[worker] = _Announcer(worker)
-        return _announcers[worker]
-
-
 def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
     """Executed on a worker: run the trial, announce it if it lasts, stream its reports."""
     worker = get_worker()
+    finished = False
 
     def send(msg: dict[str, Any]) -> None:
         worker.log_event(topic, {"kind": "report", **msg})
 
-    announcer = _announcer(worker)
-    token = announcer.begin(topic, job)
+    def announce() -> None:
+        if not finished:
+            msg = {"number": job.number, "attempt": job.attempt, "worker": worker.address}
+            worker.log_event(topic, {"kind": "started", **msg})
+
+    worker.loop.add_callback(worker.loop.call_later, START_NOTICE_DELAY, announce)
     try:
         ctx = TrialContext(job.number, job.attempt, send)
         out = run_trial(job.objective, job.params, job.objective_name, ctx)
     finally:
-        announcer.end(token)
+        finished = True
     out["worker"] = worker.address
     return out
 
