@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asynchpo._checks import positive_float
 from asynchpo._limits import MAX_RECORD_BYTES
 from asynchpo.storage._base import (
     BaseStorage,
@@ -148,10 +149,14 @@ class SQLiteStorage(BaseStorage):
             raise ValueError(
                 "path: ':memory:' keeps nothing once closed; use InMemoryStorage (storage=None)"
             )
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if not isinstance(synchronous, str) or synchronous.upper() not in (
+            "OFF",
+            "NORMAL",
+            "FULL",
+            "EXTRA",
+        ):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
-        if not checkpoint_every > 0:
-            raise ValueError(f"checkpoint_every must be > 0 seconds, got {checkpoint_every!r}")
+        checkpoint_every = positive_float("checkpoint_every", checkpoint_every)
         if read_only not in (True, False):
             raise ValueError(f"read_only must be True or False, got {read_only!r}")
         self.path = path

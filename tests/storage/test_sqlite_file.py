@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -668,3 +669,18 @@ def test_a_path_that_is_not_a_regular_file_is_refused_without_being_opened(tmp_p
     os.mkfifo(fifo)  # opening it to read would wait for a writer for ever
     with pytest.raises(ForeignFileError, match="not a regular file"):
         SQLiteStorage(fifo)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"checkpoint_every": "2"}, "checkpoint_every must be a finite number > 0, got '2'"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be a finite number > 0, got 0"),
+        ({"synchronous": 1}, "synchronous must be OFF, NORMAL, FULL or EXTRA, got 1"),
+        ({"read_only": "yes"}, "read_only must be True or False, got 'yes'"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SQLiteStorage(tmp_path / "runs.db", **kwargs)
+    assert not (tmp_path / "runs.db").exists()
