@@ -15,6 +15,7 @@ from asynchpo._progress import progress_line
 from asynchpo.journal import Journal
 from asynchpo.storage import CorruptRecordWarning, SQLiteStorage
 from asynchpo.trial import Trial, TrialState
+from asynchpo.widgets._text import printable
 
 _DESCRIPTION = """\
 asynchronous hyperparameter optimization on dask
@@ -37,16 +38,10 @@ def _open(path: str) -> SQLiteStorage:
     return SQLiteStorage(path, read_only=True)  # a look writes nothing in or beside the file
 
 
-def _printable(text: str) -> str:
-    """``text`` with control characters written as escapes: a study file is data, and never
-    drives the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
-    return "" if value is None else _printable(str(value))
+    return "" if value is None else printable(str(value))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -89,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _say(line: str) -> None:
     """One line on stderr, as a study file cannot make it otherwise."""
-    print(f"asynchpo: {_printable(line)}", file=sys.stderr)
+    print(f"asynchpo: {printable(line)}", file=sys.stderr)
 
 
 def _skipped(file: str, name: str, journal: Journal) -> None:
@@ -124,12 +119,12 @@ def cmd_studies(args: argparse.Namespace) -> int:
         s = journal.summary()
         rows.append(
             (
-                _printable(name),
+                printable(name),
                 str(s.n_trials),
                 str(s.complete),
                 str(len(s.running)),
                 str(s.failed),
-                f"{_printable(s.objective)} ({_printable(s.direction[:3])})",
+                f"{printable(s.objective)} ({printable(s.direction[:3])})",
                 _fmt(s.best_value),
             )
         )
@@ -154,7 +149,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.limit:
         trials = trials[: args.limit]
     names = list(journal.space.names)
-    print(_printable(progress_line(summary)))
+    print(printable(progress_line(summary)))
     header = ("#", "state", _fmt(summary.objective), *map(_fmt, names))
     rows = [(*header, "duration", "worker", "reason")]
     for t in trials:

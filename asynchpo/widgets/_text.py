@@ -78,8 +78,14 @@ def plain(value: Any, limit: int = LONG, lines: bool = False) -> str:
         text = f"<{type(value).__name__}>"
     if len(text) > 4 * limit:
         text = text[: 4 * limit]
-    text = "".join(c if c.isprintable() or (lines and c == "\n") else repr(c)[1:-1] for c in text)
+    text = printable(text, lines)
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """``text`` with control characters (and, unless ``lines``, line breaks) written as
+    escapes: a study file is data, and never drives a terminal."""
+    return "".join(c if c.isprintable() or (lines and c == "\n") else repr(c)[1:-1] for c in text)
 
 
 def markup(value: Any, limit: int = LONG, lines: bool = False) -> str:
