@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 SHORT = 80
 
 
+def cut(text: str, n: int = 200) -> str:
+    """``text`` cut to ``n`` characters, ``...`` marking the cut."""
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def short(value: Any, limit: int = SHORT) -> str:
     """``repr(value)``, cut to about ``limit`` characters, for an error message; never raises
     (a value whose ``repr`` fails, or is too long to make, is named by its type)."""
@@ -26,7 +31,7 @@ def short(value: Any, limit: int = SHORT) -> str:
         text = repr(value)
     except Exception:  # an int of thousands of digits, or a value's own __repr__ raising
         return f"<{type(value).__name__} that cannot be shown>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return cut(text, limit)
 
 
 def finite_float(value: Any) -> float | None:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from asynchpo._checks import cut
 from asynchpo._limits import (
     MAX_CHOICES,
     MAX_DEPTH,
@@ -189,7 +190,7 @@ def decode_record(payload: str | bytes) -> Event:
     except ValueError:
         raise
     except Exception as exc:  # a hostile record never gets past as anything but ValueError
-        raise ValueError(f"{type(exc).__name__}: {_cut(str(exc))}") from None
+        raise ValueError(f"{type(exc).__name__}: {cut(str(exc))}") from None
 
 
 # -- the schema: what each field of each kind of record may hold --------------------------------
@@ -209,10 +210,6 @@ class _BadValueError(ValueError):
     """What is wrong with one value (the field is named by the caller)."""
 
 
-def _cut(text: str, n: int = 200) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
 def _show(value: Any) -> str:
     """``value`` as a message shows it: repr (control characters escaped), cut short."""
     if isinstance(value, str) and len(value) > 60:
@@ -220,7 +217,7 @@ def _show(value: Any) -> str:
     if isinstance(value, (dict, list)) and len(value) > 8:
         return f"a {_type_name(value)} of {len(value):,} items"
     try:
-        return _cut(repr(value), 80)
+        return cut(repr(value), 80)
     except Exception:  # a repr nested too deeply
         return f"a {_type_name(value)}"
 
@@ -841,7 +838,7 @@ class StudyState:
         except Exception as exc:  # whatever a hostile spec makes the space's checks raise
             raise ValueError(
                 f"study_created: its space is not a valid space ({type(exc).__name__}: "
-                f"{_cut(str(exc))})"
+                f"{cut(str(exc))})"
             ) from None
         self.space = space
         self.objective, self.direction, self.created_at = e.objective, e.direction, e.time
@@ -868,7 +865,7 @@ class StudyState:
             params = self.space.check(e.params)
         except Exception as exc:  # ValueError, or whatever else odd values make a check raise
             self._skipped_asks.add(e.number)
-            return f"trial_asked of trial {e.number}: {_cut(str(exc))}"
+            return f"trial_asked of trial {e.number}: {cut(str(exc))}"
         rec = _Record(number=e.number, params=params, asked_at=e.time, run=e.run, owner=e.run)
         self._records[e.number] = rec
         self.counts[TrialState.RUNNING] += 1
@@ -919,7 +916,7 @@ class StudyState:
             or not math.isfinite(float(raw))
         ):
             return (
-                f"trial_completed of trial {rec.number}: {_cut(repr(self.objective), 80)} = "
+                f"trial_completed of trial {rec.number}: {cut(repr(self.objective), 80)} = "
                 f"{_show(raw)}, not a finite number"
             )
         rec.values, rec.finished_at, rec.error, rec.failure = dict(e.values), e.time, None, None

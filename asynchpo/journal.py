@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from asynchpo._checks import cut
 from asynchpo._summary import Summary
 from asynchpo.events import (
     Event,
@@ -140,10 +141,6 @@ def lease_alive(lease: Lease, now: float | None = None) -> bool:
     return lease.expires > (time.time() if now is None else now)
 
 
-def _cut(text: str, n: int = 200) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
 def _record_number(line: str) -> int | None:
     """The record a storage's line about a skipped record names, if it names one."""
     found = _RECORD_NUMBER.search(line)
@@ -167,7 +164,7 @@ def _positions(records: Records, start: int) -> Sequence[int] | None:
 def _tally(kept: int, skipped: Sequence[str], what: str) -> str:
     """``"kept 998 of 1,000 records; skipped 2: record 17 ...; record 40 ..."``: a few
     skipped records named, the others counted."""
-    named = "; ".join(_cut(line) for line in skipped[:_LISTED])
+    named = "; ".join(cut(line) for line in skipped[:_LISTED])
     more = f"; and {len(skipped) - _LISTED:,} more" if len(skipped) > _LISTED else ""
     return (
         f"kept {kept:,} of {kept + len(skipped):,} {what}; skipped {len(skipped):,}: {named}{more}"
@@ -265,7 +262,7 @@ class Journal:
             )
         state = opened._state
         if state.space is None:
-            first = f" ({_cut(opened.skipped[0])})" if opened.skipped else ""
+            first = f" ({cut(opened.skipped[0])})" if opened.skipped else ""
             raise ValueError(
                 f"study {name!r} in {opened._where()} cannot be loaded: its first record is "
                 f"not a readable study_created{first}"
