@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 
 class InMemoryStorage(BaseStorage):
-    """A journal in a dict. Each event is written to its record and read back on append, as
-    a file would keep it: what a file would refuse is refused here too (``ValueError``,
-    nothing written), and what is kept is what a file would give back.
+    """A journal in a dict. Each event is kept as the record a file would hold, read back
+    when the journal is read: what a file would refuse is refused here too (``ValueError``,
+    nothing written), and what is read is what a file would give back.
 
     Example:
         >>> storage = InMemoryStorage()
@@ -24,16 +24,14 @@ class InMemoryStorage(BaseStorage):
     """
 
     def __init__(self) -> None:
-        self._events: dict[str, list[Event]] = {}
+        self._events: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "InMemoryStorage()"
 
     def append(self, study: str, events: Sequence[Event], at: int) -> None:
-        from asynchpo.events import decode_record  # events import this package
-
-        kept = [decode_record(event.to_json()) for event in events]  # as a file keeps them
+        kept = [event.to_json() for event in events]  # as a file keeps them
         with self._lock:
             journal = self._events.setdefault(study, [])
             if at > len(journal):
@@ -48,9 +46,12 @@ class InMemoryStorage(BaseStorage):
             journal.extend(kept)
 
     def records(self, study: str, start: int = 0) -> Records:
+        from asynchpo.events import decode_record  # events import this package
+
         with self._lock:
             journal = self._events.get(study, [])
-            return Records(list(journal[start:]), len(journal))
+            kept, total = journal[start:], len(journal)
+        return Records([decode_record(record) for record in kept], total)
 
     def studies(self) -> list[str]:
         with self._lock:
