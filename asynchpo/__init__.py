@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from asynchpo._report import Pruned, report
+from asynchpo import schedulers
+from asynchpo._checkpoint import CheckpointError
+from asynchpo._report import Paused, Pruned, checkpoint, report, restore
 from asynchpo._run import Run
 from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
 from asynchpo.journal import Journal, StudyInUseError
 from asynchpo.samplers import BaseSampler, GPSampler, GridSampler, RandomSampler, SobolSampler
+from asynchpo.schedulers import ASHA, BaseScheduler, Hyperband, MedianStopping
 from asynchpo.space import Categorical, Float, Int, Space
 from asynchpo.storage import InMemoryStorage, SQLiteStorage
 from asynchpo.study import Study
@@ -15,17 +18,23 @@ from asynchpo.trial import Failure, Report, Trial, TrialState
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASHA",
     "Backend",
     "BaseSampler",
+    "BaseScheduler",
     "Categorical",
+    "CheckpointError",
     "Failure",
     "Float",
     "GPSampler",
     "GridSampler",
+    "Hyperband",
     "InMemoryStorage",
     "Int",
     "Journal",
     "LocalBackend",
+    "MedianStopping",
+    "Paused",
     "Pruned",
     "RandomSampler",
     "Report",
@@ -39,5 +48,8 @@ __all__ = [
     "Trial",
     "TrialState",
     "__version__",
+    "checkpoint",
     "report",
+    "restore",
+    "schedulers",
 ]

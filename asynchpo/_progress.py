@@ -23,7 +23,13 @@ def progress_line(s: Summary, now: float | None = None) -> str:
     """
     total = "" if s.total is None else f"/{plain(s.total)}"
     parts = [f"{plain(s.name)}: {plain(s.done)}{total} done", f"{plain(len(s.running))} running"]
-    for count, what in ((s.failed, "failed"), (s.pruned, "pruned"), (s.interrupted, "interrupted")):
+    counts = (
+        (s.failed, "failed"),
+        (s.pruned, "pruned"),
+        (s.paused, "paused"),
+        (s.interrupted, "interrupted"),
+    )
+    for count, what in counts:
         if real(count):
             parts.append(f"{plain(count)} {what}")
     if s.best_value is not None:
@@ -33,6 +39,8 @@ def progress_line(s: Summary, now: float | None = None) -> str:
     except Exception:  # a hostile study's times
         elapsed = None
     parts.append("-" if elapsed is None else f"{elapsed:.0f}s")
+    if real(s.steps):
+        parts.append(f"{plain(s.steps)} steps")
     return " | ".join(parts)
 
 

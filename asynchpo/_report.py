@@ -21,24 +21,59 @@ from typing import Any
 from asynchpo._checks import is_integer, short
 from asynchpo._limits import MAX_PARAMS, MAX_RECORD_BYTES, MAX_STRING
 
-__all__ = ["Pruned", "interpret_result", "report", "run_trial"]
+__all__ = [
+    "Paused",
+    "Pruned",
+    "checkpoint",
+    "interpret_result",
+    "report",
+    "restore",
+    "run_trial",
+]
 
 #: Room kept in a record for what goes around a result's metrics (its kind, trial, time).
 _ENVELOPE = 1024
+#: Checkpoints an attempt keeps on disk: its latest two.
+_KEEP_CHECKPOINTS = 2
 
 
 class Pruned(Exception):  # noqa: N818 - the name users raise and catch
-    """Raised inside an objective to stop its trial early; the trial is recorded as pruned."""
+    """Stops a trial early; the trial is recorded as pruned.
+
+    ``asynchpo.report`` raises it inside the objective once the study's scheduler decided
+    to stop the trial; an objective may raise it itself too. Let it propagate (clean up in
+    ``finally``)."""
+
+
+class Paused(Pruned):
+    """Raised by ``asynchpo.report`` once the study's scheduler paused the trial: the trial
+    may be resumed later, from its latest ``asynchpo.checkpoint``."""
+
+
+#: What a backend says about a running trial when asked after each report: nothing (go
+#: on), ``"stop"`` or ``"pause"``.
+Decide = Callable[[], str | None]
 
 
 @dataclass
 class TrialContext:
-    """The trial an objective call belongs to, and where its reports go."""
+    """The trial an objective call belongs to, and where its reports go.
+
+    ``first_seq`` numbers this attempt's first report (an attempt that resumes a paused
+    trial goes on counting); ``decide`` tells, after each report, what the study's scheduler
+    decided about the trial.
+    """
 
     number: int
     attempt: int
     send: Callable[[dict[str, Any]], None] | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
+    first_seq: int = 0
+    decide: Decide | None = None
+    checkpoints: str | None = None  # the study's checkpoint folder
+    restore: dict[str, str] | None = None  # the checkpoint this attempt starts from
+    saved: dict[str, Any] | None = None  # its latest checkpoint, not yet sent with a report
+    written: list[str] = field(default_factory=list)  # this attempt's checkpoints, oldest first
 
 
 _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
@@ -148,12 +183,72 @@ def report(step: int, **metrics: Any) -> None:
         "number": ctx.number,
         "step": int(step),
         "metrics": checked,
-        "seq": len(ctx.reports),
+        "seq": ctx.first_seq + len(ctx.reports),
         "time": time.time(),
     }
+    if ctx.saved is not None:  # the checkpoint travels with the report that follows it
+        msg["checkpoint"], ctx.saved = ctx.saved, None
     ctx.reports.append(msg)
     if ctx.send is not None:
         ctx.send(msg)
+    decision = ctx.decide() if ctx.decide is not None else None
+    if decision == "stop":
+        raise Pruned(f"trial {ctx.number} was stopped by the study's scheduler at step {step}")
+    if decision == "pause":
+        raise Paused(f"trial {ctx.number} was paused by the study's scheduler at step {step}")
+
+
+def checkpoint(obj: Any) -> None:
+    """Save ``obj`` (anything picklable: model and optimizer state, the epoch) as the
+    running trial's checkpoint, under the study's checkpoint folder.
+
+    Call it before ``asynchpo.report`` at the points a trial could be paused or copied
+    (each epoch): a trial the scheduler resumes later, or that population based training
+    copies, starts from its latest checkpoint (:func:`restore`). Outside a trial it does
+    nothing.
+    """
+    from asynchpo import _checkpoint
+
+    ctx = _current.get()
+    if ctx is None:
+        return
+    if ctx.checkpoints is None:
+        raise RuntimeError("checkpoint: this study has no checkpoint folder")
+    seq = ctx.first_seq + len(ctx.reports)
+    saved = _checkpoint.save(obj, ctx.checkpoints, ctx.number, seq)
+    ctx.saved = {**saved, "seq": seq}
+    ctx.written.append(saved["name"])
+    # the last two are kept: the newest may not have reached the journal when a worker dies
+    while len(ctx.written) > _KEEP_CHECKPOINTS:
+        _checkpoint.remove(ctx.checkpoints, ctx.written.pop(0))
+
+
+def restore() -> Any:
+    """The checkpoint the running trial starts from (its own latest, when it resumes after
+    a pause or a lost worker; a better trial's, when population based training copies it),
+    or None for a fresh start.
+
+    Example:
+        >>> import asynchpo as ah
+        >>> def objective(params):
+        ...     state = ah.restore() or {"epoch": 0, "loss": 1.0}
+        ...     for epoch in range(state["epoch"] + 1, 4):
+        ...         state = {"epoch": epoch, "loss": state["loss"] / 2}
+        ...         ah.checkpoint(state)
+        ...         ah.report(epoch, loss=state["loss"])
+        ...     return state["loss"]
+        >>> objective({})
+        0.125
+
+    Raises:
+        asynchpo.CheckpointError: The checkpoint is missing or is not the file written.
+    """
+    from asynchpo import _checkpoint
+
+    ctx = _current.get()
+    if ctx is None or ctx.restore is None or ctx.checkpoints is None:
+        return None
+    return _checkpoint.load(ctx.checkpoints, ctx.restore["name"], ctx.restore["sha256"])
 
 
 def interpret_result(result: Any, objective: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -212,7 +307,7 @@ def run_trial(
     """Run one attempt of a trial and describe how it ended, as a plain dict.
 
     Returns:
-        ``{"status": "ok" | "invalid" | "error" | "pruned", "values", "error", "step",
+        ``{"status": "ok" | "invalid" | "error" | "pruned" | "paused", "values", "error", "step",
         "reports", "start", "end"}``; nothing the objective raises escapes.
     """
     token = _current.set(ctx)
@@ -220,8 +315,8 @@ def run_trial(
     out: dict[str, Any] = {"values": None, "error": None, "step": None}
     try:
         result = objective(dict(params))
-    except Pruned:
-        out["status"] = "pruned"
+    except Pruned as stop:
+        out["status"] = "paused" if isinstance(stop, Paused) else "pruned"
         out["step"] = ctx.reports[-1]["step"] if ctx.reports else None
     except BaseException as exc:  # the objective's failure is data, not the driver's crash
         # (KeyboardInterrupt and SystemExit raised by the objective too: they end the
@@ -237,5 +332,5 @@ def run_trial(
         out["values"], out["error"] = values, why
     finally:
         _current.reset(token)
-    out.update(reports=ctx.reports, start=start, end=time.time())
+    out.update(reports=ctx.reports, start=start, end=time.time(), checkpoint=ctx.saved)
     return out

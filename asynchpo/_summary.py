@@ -53,6 +53,8 @@ class Summary:
     failed: int = 0
     pruned: int = 0
     interrupted: int = 0
+    paused: int = 0  # paused by the scheduler, to be resumed
+    steps: int = 0  # intermediate reports over all trials: the training done (e.g. epochs)
     total: int | None = None
     done_at_start: int = 0  # finished when the current run began
     run_started: float | None = None  # when the current (or last) run began

@@ -151,7 +151,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     names = list(journal.space.names)
     print(printable(progress_line(summary)))
     header = ("#", "state", _fmt(summary.objective), *map(_fmt, names))
-    rows = [(*header, "duration", "worker", "reason")]
+    rows = [(*header, "step", "duration", "worker", "reason")]
     for t in trials:
         error = (t.error or "").strip().splitlines()
         rows.append(
@@ -160,6 +160,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 t.state.value,
                 _fmt(t.value),
                 *(_fmt(t.params[n]) for n in names),
+                _fmt(t.reports[-1].step) if t.reports else "",
                 _fmt(t.duration),
                 _fmt(t.worker or ""),
                 _fmt(error[-1][:60]) if error else "",

@@ -50,6 +50,8 @@ __all__ = [
     "TrialCompleted",
     "TrialFailed",
     "TrialInterrupted",
+    "TrialCheckpointed",
+    "TrialPaused",
     "TrialPruned",
     "TrialReported",
     "TrialRetried",
@@ -362,6 +364,12 @@ def _distribution(value: Any) -> str | None:
     return None
 
 
+def _sha256(value: Any) -> None:
+    """A SHA-256 digest: 64 lower-case hexadecimal digits."""
+    if not (isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")):
+        raise _BadValueError(f"must be 64 hexadecimal digits, got {_show(value)}")
+
+
 def _space(value: Any) -> None:
     """A space's spec (:meth:`~asynchpo.space.Space.to_spec`): names to distributions."""
     _names_to(value, _distribution)
@@ -379,7 +387,8 @@ _BY_NAME: dict[str, _Check] = {
     "max_concurrent": _integer(1),
     "direction": _one_of("minimize", "maximize"),
     "clock": _one_of("wall", "virtual"),
-    "cause": _one_of("", "worker_lost", "interrupted"),
+    "cause": _one_of("", "worker_lost", "interrupted", "resumed"),
+    "sha256": _sha256,
     "failure": _one_of(*(f.value for f in Failure)),
     "reason": _text(MAX_TEXT),
     "error": _text(MAX_TEXT),
@@ -551,6 +560,28 @@ class TrialPruned(Event):
 
 
 @dataclass(frozen=True)
+class TrialCheckpointed(Event):
+    """The trial saved a checkpoint (``asynchpo.checkpoint``) before its report ``seq``:
+    the file ``name`` under the study's checkpoint folder, whose bytes hash to ``sha256``."""
+
+    kind: ClassVar[str] = "trial_checkpointed"
+    number: int = 0
+    seq: int = 0
+    name: str = ""
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class TrialPaused(Event):
+    """The study's scheduler paused the trial after its report at ``step``; it may be
+    resumed later (``TrialRetried`` with ``cause="resumed"``), from its checkpoint."""
+
+    kind: ClassVar[str] = "trial_paused"
+    number: int = 0
+    step: int | None = None
+
+
+@dataclass(frozen=True)
 class TrialInterrupted(Event):
     """The trial's driver stopped or died while it ran; it holds no result."""
 
@@ -562,7 +593,8 @@ class TrialInterrupted(Event):
 @dataclass(frozen=True)
 class TrialRetried(Event):
     """The trial runs again, as attempt ``attempt`` of run ``run``: its worker was lost
-    (``cause="worker_lost"``) or it was interrupted (``cause="interrupted"``)."""
+    (``cause="worker_lost"``), it was interrupted (``cause="interrupted"``), or the study's
+    scheduler resumed it after a pause (``cause="resumed"``)."""
 
     kind: ClassVar[str] = "trial_retried"
     number: int = 0
@@ -634,6 +666,8 @@ class _Record:
     error: str | None = None
     failure: Failure | None = None
     snapshot: Trial | None = None
+    paused_at: int | None = None  # the step of its last pause
+    checkpoint: dict[str, str] | None = None  # its latest: name, sha256
 
 
 class StudyState:
@@ -655,6 +689,7 @@ class StudyState:
         self.best_number: int | None = None
         self._best_y = math.inf
         self.n_events = 0
+        self.n_reports = 0  # the steps trials reported, over all trials: training done
         self.n_skipped = 0  # events that did not fit the study
         self._records: dict[int, _Record] = {}
         self._next = 0  # the next trial's number
@@ -711,6 +746,16 @@ class StudyState:
         return [
             self.trial(n) for n, r in self._records.items() if wanted is None or r.state in wanted
         ]
+
+    def checkpoint_of(self, number: int) -> dict[str, str] | None:
+        """Trial ``number``'s latest checkpoint (``name`` and ``sha256``), or None."""
+        cp = self._records[number].checkpoint
+        return None if cp is None else dict(cp)
+
+    def next_seq(self, number: int) -> int:
+        """The ``seq`` the next report of trial ``number`` takes."""
+        seqs = self._records[number].report_seqs
+        return max(seqs) + 1 if seqs else 0
 
     def has_report(self, number: int, seq: int) -> bool:
         """Whether trial ``number``'s report ``seq`` is already recorded."""
@@ -770,6 +815,8 @@ class StudyState:
             failed=c[TrialState.FAILED],
             pruned=c[TrialState.PRUNED],
             interrupted=c[TrialState.INTERRUPTED],
+            paused=c[TrialState.PAUSED],
+            steps=self.n_reports,
             best_value=best,
             best_number=self.best_number,
             best_params=t.best_params,
@@ -885,7 +932,7 @@ class StudyState:
             self._track.asked(rec.number, rec.params)
         else:
             self._pending.remove(rec.number)
-            if state is TrialState.INTERRUPTED:
+            if state in (TrialState.INTERRUPTED, TrialState.PAUSED):
                 self._track.left(rec.number)
 
     def _done(self, rec: _Record, e: Event, value: float | None, detail: str, best: bool) -> None:
@@ -904,6 +951,7 @@ class StudyState:
         if e.seq in rec.report_seqs:
             return
         rec.report_seqs.add(e.seq)
+        self.n_reports += 1
         rec.reports.append(Report(step=e.step, metrics=dict(e.metrics), time=e.time))
 
     def _on_trial_completed(self, e: TrialCompleted, rec: _Record) -> str | None:
@@ -952,6 +1000,15 @@ class StudyState:
         rec.finished_at = e.time
         self._move(rec, TrialState.PRUNED)
         self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
+
+    def _on_trial_checkpointed(self, e: TrialCheckpointed, rec: _Record) -> None:
+        rec.checkpoint = {"name": e.name, "sha256": e.sha256}
+
+    def _on_trial_paused(self, e: TrialPaused, rec: _Record) -> None:
+        if rec.state is not TrialState.RUNNING:
+            return
+        rec.paused_at = e.step
+        self._move(rec, TrialState.PAUSED)
 
     def _on_trial_interrupted(self, e: TrialInterrupted, rec: _Record) -> None:
         if rec.state is not TrialState.RUNNING:

@@ -397,6 +397,20 @@ class Journal:
             history = History(s.space, X.copy(), y.copy(), X_failed.copy(), s.n_trials)
             return history, pending.copy()
 
+    def follow(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` for every event recorded so far that the fold kept, in
+        the order recorded (read from the storage again), then for each later one, as
+        :meth:`subscribe` does: what a fold of its own (a scheduler's) is built from. No
+        event falls between the two."""
+        with self._lock:
+            self._catch_up()  # what others appended too, so the two folds agree
+            records = self.storage.records(self.name, 0)
+            scratch = StudyState()
+            for event in records.events:
+                if scratch.apply(event, warn=False) is None:
+                    listener(event)
+            self._subscribers.append(listener)
+
     def summary(self) -> Summary:
         """What the views draw, now (a read-only journal first reads what its run wrote)."""
         with self._lock:

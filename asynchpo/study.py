@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import inspect
 import os
+import re
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +33,7 @@ from asynchpo.execution import Backend, Driver, LocalBackend, RunConfig
 from asynchpo.execution._suggest import Suggester
 from asynchpo.journal import Journal, StudyInUseError
 from asynchpo.samplers import BaseSampler, GPSampler
+from asynchpo.schedulers import BaseScheduler
 from asynchpo.space import Space
 from asynchpo.storage import BaseStorage, get_storage
 from asynchpo.trial import Failure, Trial, TrialState
@@ -65,6 +69,21 @@ def _takes_the_arguments_of(
     return wrap
 
 
+def _checkpoint_dir(given: str | os.PathLike[str] | None, journal: Journal) -> str:
+    """The study's checkpoint folder: ``given``, or one of its own beside its storage."""
+    if given is not None:
+        if not isinstance(given, (str, os.PathLike)) or not os.fspath(given):
+            raise TypeError(f"checkpoint_dir must be a folder or a URL, got {short(given)}")
+        return os.fspath(given)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", journal.name)[:40].strip(".-") or "study"
+    folder = f"{slug}-{hashlib.sha1(journal.name.encode()).hexdigest()[:8]}"
+    path = getattr(journal.storage, "path", None)
+    base = f"{path}-checkpoints" if isinstance(path, (str, os.PathLike)) else None
+    if base is None:
+        base = os.path.join(tempfile.gettempdir(), "asynchpo-checkpoints", uuid.uuid4().hex[:8])
+    return os.path.join(base, folder)
+
+
 class Study:
     """A hyperparameter search: its space, its journal of trials, and how to run more.
 
@@ -80,6 +99,14 @@ class Study:
         storage: Where the journal lives: a file path (SQLite, the default for keeping
             results), None (in memory), or a :class:`~asynchpo.storage.BaseStorage`.
         name: The study's name in its storage; a fresh unique name if None.
+        scheduler: Decides, on each report of a running trial (``asynchpo.report``),
+            whether it goes on, stops or pauses: :class:`~asynchpo.MedianStopping`,
+            :class:`~asynchpo.ASHA`, :class:`~asynchpo.Hyperband`; None runs every trial to
+            its end.
+        checkpoint_dir: Where trials' checkpoints (``asynchpo.checkpoint``) are written: a
+            folder, or a URL ``fsspec`` opens; every worker must reach it (on a cluster of
+            several machines, a shared file system). None: beside an SQLite storage's file
+            (``<file>-checkpoints/``), else in the temporary folder.
         load_if_exists: Reopen a study of this name if the storage has one (with the same
             space, objective and direction) instead of raising; as :meth:`load` does, runs
             whose driver died are recovered (their running trials come back interrupted).
@@ -104,6 +131,8 @@ class Study:
         storage: str | os.PathLike[str] | BaseStorage | None = None,
         name: str | None = None,
         *,
+        scheduler: BaseScheduler | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         load_if_exists: bool = False,
     ):
         if isinstance(space, Mapping) and not isinstance(space, Space):
@@ -125,6 +154,7 @@ class Study:
                 f"got {short(name)}"
             )
         sampler = self._check_sampler(sampler)
+        scheduler = self._check_scheduler(scheduler)
         created = StudyCreated(
             time=time.time(),
             space=space.to_spec(),
@@ -137,7 +167,16 @@ class Study:
             raise ValueError(f"space: the study's description is not one record ({exc})") from None
         name = str.__str__(name)
         journal = Journal.open(get_storage(storage), name, create=created, exist_ok=load_if_exists)
-        self._setup(journal, sampler)
+        self._setup(journal, sampler, scheduler, checkpoint_dir)
+
+    @staticmethod
+    def _check_scheduler(scheduler: BaseScheduler | None) -> BaseScheduler | None:
+        if scheduler is not None and not isinstance(scheduler, BaseScheduler):
+            raise TypeError(
+                f"scheduler must be an asynchpo scheduler (a BaseScheduler), got "
+                f"{type(scheduler).__name__}"
+            )
+        return scheduler
 
     @staticmethod
     def _check_sampler(sampler: BaseSampler | None) -> BaseSampler:
@@ -147,8 +186,16 @@ class Study:
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")
         return sampler
 
-    def _setup(self, journal: Journal, sampler: BaseSampler) -> None:
-        self.name, self.sampler = journal.name, sampler
+    def _setup(
+        self,
+        journal: Journal,
+        sampler: BaseSampler,
+        scheduler: BaseScheduler | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.name, self.sampler, self.scheduler = journal.name, sampler, scheduler
+        #: Where trials' checkpoints go (see ``checkpoint_dir``).
+        self.checkpoint_dir = _checkpoint_dir(checkpoint_dir, journal)
         self._journal = journal
         self._suggester = Suggester(journal, sampler)
         self._widget: StudyWidget | None = None
@@ -161,6 +208,8 @@ class Study:
         storage: str | os.PathLike[str] | BaseStorage,
         sampler: BaseSampler | None = None,
         *,
+        scheduler: BaseScheduler | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         read_only: bool = False,
     ) -> Study:
         """Rebuild a study from its journal, to look at it or to go on with it.
@@ -170,6 +219,9 @@ class Study:
         ``n_trials``, finishes the budget of the run that was cut short.
 
         Args:
+            scheduler: The study's scheduler, as given to :class:`Study`: its state is
+                rebuilt from the journal, so it goes on deciding as it did.
+            checkpoint_dir: As for :class:`Study`: where its trials' checkpoints are.
             read_only: Look only: no recovery and no writes, so that a study that another
                 run (another process, or another study object here) is driving can be
                 watched; its reads follow what that run records.
@@ -182,9 +234,10 @@ class Study:
         if read_only not in (True, False):
             raise ValueError(f"read_only must be True or False, got {read_only!r}")
         sampler = cls._check_sampler(sampler)
+        scheduler = cls._check_scheduler(scheduler)
         journal = Journal.open(get_storage(storage, read_only=read_only), name, read_only=read_only)
         study = cls.__new__(cls)
-        study._setup(journal, sampler)
+        study._setup(journal, sampler, scheduler, checkpoint_dir)
         return study
 
     # -- what a notebook reads --------------------------------------------------------------
@@ -353,7 +406,8 @@ class Study:
     # -- optimize -------------------------------------------------------------------------------
 
     def _resume_budget(self) -> int:
-        """New trials still owed by the last run, when ``optimize`` gets no budget."""
+        """New trials still owed by the last run, when ``optimize`` gets no budget (none,
+        when only its interrupted or paused trials are left to run on)."""
 
         def owed(state: StudyState) -> int | None:
             if state.runs:
@@ -361,7 +415,8 @@ class Study:
                 if last.n_trials is not None:
                     asked = sum(1 for t in state.trials() if state.run_of(t.number) == last.run)
                     left = last.n_trials - asked
-                    if left > 0 or state.counts[TrialState.INTERRUPTED]:
+                    waiting = state.counts[TrialState.INTERRUPTED] + state.counts[TrialState.PAUSED]
+                    if left > 0 or waiting:
                         return max(left, 0)
             return None
 
@@ -505,9 +560,20 @@ class Study:
         elif not isinstance(backend, Backend):
             raise TypeError(f"backend must be an asynchpo Backend, got {type(backend).__name__}")
         backend.check_objective(objective)  # before any trial is asked
+        if self.scheduler is not None:
+            backend.check_scheduler(self.scheduler)
         if self._driver is not None:
             raise RuntimeError(f"study {self.name!r} is already running an optimize call")
-        return Driver(self._journal, self._suggester, objective, self.objective, backend, config)
+        return Driver(
+            self._journal,
+            self._suggester,
+            objective,
+            self.objective,
+            backend,
+            config,
+            self.scheduler,
+            self.checkpoint_dir,
+        )
 
     def _launch(self, driver: Driver, progress: bool | None, *, same_loop: bool = False) -> Run:
         bar = None

@@ -15,6 +15,7 @@ class TrialState(str, enum.Enum):
 
     ``RUNNING`` covers queued and executing; ``INTERRUPTED`` is a trial that was running when
     its driver stopped or died: it holds no result and the next ``optimize`` runs it again.
+    ``PAUSED`` is a trial the study's scheduler paused at a rung; it may resume later.
     """
 
     RUNNING = "running"
@@ -22,6 +23,7 @@ class TrialState(str, enum.Enum):
     FAILED = "failed"
     PRUNED = "pruned"
     INTERRUPTED = "interrupted"
+    PAUSED = "paused"
 
     @property
     def finished(self) -> bool:

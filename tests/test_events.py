@@ -16,9 +16,11 @@ from asynchpo.events import (
     StudyCreated,
     StudyState,
     TrialAsked,
+    TrialCheckpointed,
     TrialCompleted,
     TrialFailed,
     TrialInterrupted,
+    TrialPaused,
     TrialPruned,
     TrialReported,
     TrialRetried,
@@ -140,6 +142,11 @@ ALL_KINDS = [
     TrialCompleted(time=2.0, number=0, values={"loss": 1, "ok": True, "x": None}),
     TrialFailed(time=2.0, number=1, reason="x", failure="worker_lost"),
     TrialPruned(time=2.0, number=2, step=None),
+    TrialPaused(time=2.0, number=2, step=4),
+    TrialCheckpointed(
+        time=2.0, number=2, seq=3, name="trial-2/3-" + "0" * 32 + ".pkl", sha256="a" * 64
+    ),
+    TrialRetried(time=2.0, number=2, attempt=3, reason="resumed", run=1, cause="resumed"),
     TrialInterrupted(time=2.0, number=3, reason="driver died"),
     TrialRetried(time=2.0, number=3, attempt=2, reason="again", run=None, cause="interrupted"),
 ]
@@ -158,6 +165,8 @@ def test_every_kind_of_event_round_trips_through_its_record():
     ("event", "field"),
     [
         (TrialStarted(time=math.inf, number=0), "time"),
+        (TrialCheckpointed(time=1.0, number=0, name="x", sha256="not a digest"), "sha256"),
+        (TrialRetried(time=1.0, number=0, cause="promoted"), "cause"),
         (TrialStarted(time="1", number=0), "time"),
         (TrialStarted(time=1.0, number=True), "number"),
         (TrialStarted(time=1.0, number=-1), "number"),

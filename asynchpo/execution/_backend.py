@@ -19,6 +19,9 @@ class Job:
     params: dict[str, Any]
     objective: Callable[[dict[str, Any]], Any]
     objective_name: str
+    first_seq: int = 0  # the seq of its first report (a resumed trial goes on counting)
+    checkpoints: str | None = None  # the study's checkpoint folder
+    restore: dict[str, str] | None = None  # the checkpoint it starts from: name, sha256
 
 
 @dataclass(frozen=True)
@@ -40,15 +43,21 @@ class Reported:
     step: int
     metrics: dict[str, Any]
     seq: int
+    checkpoint: dict[str, Any] | None = None  # saved just before it: name, sha256, seq
+
+    @classmethod
+    def from_report(cls, number: int, msg: dict[str, Any]) -> Reported:
+        """From a report as :func:`asynchpo.report` made it."""
+        return cls(number, msg["step"], msg["metrics"], msg["seq"], msg.get("checkpoint"))
 
 
 @dataclass(frozen=True)
 class Finished:
     """An attempt ended.
 
-    ``status`` is ``"ok"``, ``"invalid"``, ``"error"``, ``"pruned"`` (from the trial itself) or
-    ``"lost"`` (its worker died and the backend gave up on it). ``duration`` is how long the
-    attempt ran as measured where it ran, if known.
+    ``status`` is ``"ok"``, ``"invalid"``, ``"error"``, ``"pruned"``, ``"paused"`` (from the
+    trial itself) or ``"lost"`` (its worker died and the backend gave up on it).
+    ``duration`` is how long the attempt ran as measured where it ran, if known.
     """
 
     number: int
@@ -60,6 +69,7 @@ class Finished:
     worker: str | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
     duration: float | None = None
+    checkpoint: dict[str, Any] | None = None  # saved after its last report
 
     @classmethod
     def from_run(
@@ -76,6 +86,7 @@ class Finished:
             worker,
             out["reports"],
             out["end"] - out["start"],
+            out.get("checkpoint"),
         )
 
 
@@ -122,6 +133,16 @@ class Backend(ABC):
     async def default_concurrency(self) -> int:
         """How many trials to keep in flight when the user does not say."""
         return 1
+
+    def decide(self, number: int, decision: str) -> None:  # noqa: B027 - optional
+        """Tell running trial ``number`` what the study's scheduler decided, ``"stop"`` or
+        ``"pause"``: its next ``asynchpo.report`` raises ``Pruned`` (or ``Paused``). A backend
+        that cannot reach its trials ignores it: the driver cancels a trial that does not end
+        soon after."""
+
+    def check_scheduler(self, scheduler: Any) -> None:  # noqa: B027 - optional
+        """Raise ``ValueError`` if this backend cannot run trials under ``scheduler``.
+        ``Study.start`` calls it before any trial is asked."""
 
     def wake(self) -> None:  # noqa: B027 - optional: backends whose wait can block override it
         """Make a pending ``wait`` return soon; safe to call from any thread."""

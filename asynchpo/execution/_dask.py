@@ -8,6 +8,7 @@ worker through dask's event messaging (``Worker.log_event`` -> ``Client.subscrib
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -32,9 +33,24 @@ logger = logging.getLogger(__name__)
 #: interval. Its result carries the worker and the duration instead.
 START_NOTICE_DELAY = 0.05
 
+#: On each worker: what the study's scheduler decided about the trials running there, by
+#: task key, set from the driver by dask's ``Client.run`` (a message to the worker; no
+#: storage is polled). Bounded: a decision broadcast to every worker stays only where its
+#: trial did not run.
+_DECISIONS: collections.OrderedDict[str, str] = collections.OrderedDict()
+_MAX_DECISIONS = 10_000
 
-def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
-    """Executed on a worker: run the trial, announce it if it lasts, stream its reports."""
+
+def _set_decision(key: str, decision: str) -> None:
+    """Executed on a worker by ``Client.run``: trial ``key``'s next report raises."""
+    _DECISIONS[key] = decision
+    while len(_DECISIONS) > _MAX_DECISIONS:
+        _DECISIONS.popitem(last=False)
+
+
+def _dask_trial(job: Job, topic: str, key: str = "") -> dict[str, Any]:
+    """Executed on a worker: run the trial, announce it if it lasts, stream its reports,
+    and stop it at a report once the study's scheduler decided so."""
     worker = get_worker()
     finished = False
 
@@ -48,10 +64,19 @@ def _dask_trial(job: Job, topic: str) -> dict[str, Any]:
 
     worker.loop.add_callback(worker.loop.call_later, START_NOTICE_DELAY, announce)
     try:
-        ctx = TrialContext(job.number, job.attempt, send)
+        ctx = TrialContext(
+            job.number,
+            job.attempt,
+            send,
+            first_seq=job.first_seq,
+            decide=lambda: _DECISIONS.get(key),
+            checkpoints=job.checkpoints,
+            restore=job.restore,
+        )
         out = run_trial(job.objective, job.params, job.objective_name, ctx)
     finally:
         finished = True
+        _DECISIONS.pop(key, None)
     out["worker"] = worker.address
     return out
 
@@ -221,7 +246,7 @@ class DaskBackend(QueueBackend):
             else:
                 self._put(started)
         elif msg.get("kind") == "report":
-            self._put(Reported(number, msg["step"], msg["metrics"], msg["seq"]))
+            self._put(Reported.from_report(number, msg))
 
     def _put(self, msg: Message) -> None:
         assert self._queue is not None
@@ -268,7 +293,7 @@ class DaskBackend(QueueBackend):
     def submit(self, job: Job) -> None:
         key = f"{self._prefix}-trial-{job.number}-{job.attempt}-{self._run}"
         future = self.client.submit(
-            _dask_trial, job, self._topic, key=key, pure=False, resources=self.resources
+            _dask_trial, job, self._topic, key, key=key, pure=False, resources=self.resources
         )
         self._futures[key] = (job.number, job.attempt)
         self._by_number[job.number] = future
@@ -306,6 +331,22 @@ class DaskBackend(QueueBackend):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def decide(self, number: int, decision: str) -> None:
+        future = self._by_number.get(number)
+        if future is None:
+            return
+        worker = self._worker_of.get(number)  # unknown before it announced itself: tell all
+        self._spawn(
+            self.client.run(
+                _set_decision,
+                future.key,
+                decision,
+                workers=None if worker is None else [worker],
+                on_error="ignore",
+                asynchronous=True,
+            )
+        )
 
     def cancel(self, number: int, hung: bool = False) -> None:
         future = self._by_number.pop(number, None)

@@ -47,6 +47,7 @@ class LocalBackend(QueueBackend):
 
     def __init__(self) -> None:
         self._live: dict[int, object] = {}  # trial -> token of its current submission
+        self._decided: dict[int, str] = {}  # trial -> what the scheduler decided about it
         self._lock = threading.Lock()
         self._pool = _DaemonPool()
 
@@ -59,12 +60,25 @@ class LocalBackend(QueueBackend):
 
         def send(msg: dict[str, Any]) -> None:
             if live():
-                self.post(Reported(job.number, msg["step"], msg["metrics"], msg["seq"]))
+                self.post(Reported.from_report(job.number, msg))
+
+        def decide() -> str | None:
+            with self._lock:  # a cancelled attempt stops at its next report
+                live = self._live.get(job.number) is token
+                return self._decided.get(job.number) if live else "stop"
 
         def work() -> None:
             if live():
                 self.post(Started(job.number, job.attempt, "local"))
-            ctx = TrialContext(job.number, job.attempt, send)
+            ctx = TrialContext(
+                job.number,
+                job.attempt,
+                send,
+                first_seq=job.first_seq,
+                decide=decide,
+                checkpoints=job.checkpoints,
+                restore=job.restore,
+            )
             out = run_trial(job.objective, job.params, job.objective_name, ctx)
             with self._lock:
                 if self._live.get(job.number) is not token:
@@ -74,7 +88,13 @@ class LocalBackend(QueueBackend):
 
         with self._lock:
             self._live[job.number] = token
+            self._decided.pop(job.number, None)
         self._pool.submit(work)
+
+    def decide(self, number: int, decision: str) -> None:
+        with self._lock:
+            if number in self._live:
+                self._decided[number] = decision
 
     def cancel(self, number: int, hung: bool = False) -> None:
         with self._lock:

@@ -17,15 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from asynchpo.events import (
     Event,
+    TrialCheckpointed,
     TrialCompleted,
     TrialFailed,
+    TrialPaused,
     TrialPruned,
     TrialReported,
     TrialRetried,
     TrialStarted,
 )
 from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
+from asynchpo.execution._schedule import Scheduling
 from asynchpo.journal import StudyInUseError
+from asynchpo.schedulers import BaseScheduler, Decision
 from asynchpo.trial import Failure, Trial, TrialState
 
 if TYPE_CHECKING:
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
     from asynchpo.journal import Journal
 
 Callback = Callable[[Trial], Any]
+
+#: A trial the scheduler stopped or paused is cancelled if it has not ended this long (or
+#: three times the time between its last two reports, if longer) after the decision.
+DECISION_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,12 @@ class Driver:
         objective_name: str,
         backend: Backend,
         config: RunConfig,
+        scheduler: BaseScheduler | None = None,
+        checkpoints: str | None = None,
     ):
         self.journal, self.suggester, self.objective = journal, suggester, objective
+        self.scheduler, self.checkpoints = scheduler, checkpoints
+        self.scheduling: Scheduling | None = None  # the run's copy, made when it begins
         self.objective_name, self.backend, self.config = objective_name, backend, config
         self._stop = False
         self._cancel_running = False
@@ -73,6 +85,10 @@ class Driver:
         self._attempts: dict[int, int] = {}  # trial -> executions started, all runs
         self._worker: dict[int, str | None] = {}  # trial -> worker of its last execution
         self._seqs: dict[int, set[int]] = {}  # trial -> reports recorded by this driver
+        self._submission: dict[int, int] = {}  # trial -> its latest submission's attempt
+        self._heard: dict[int, float] = {}  # trial -> when its last report (or start) came
+        self._gap: dict[int, float] = {}  # trial -> the time between its last two reports
+        self._deciding: dict[int, tuple[Decision, float, int | None]] = {}  # (what, by, step)
         self.run_id = -1
 
     def request_stop(self, cancel_running: bool = False, reason: str = "stopped") -> None:
@@ -110,11 +126,27 @@ class Driver:
     def _record(self, event: Event) -> None:
         self._batch.append(event)
 
+    def _act(self) -> None:
+        """Pass on what the scheduler decided about the reports just recorded."""
+        scheduling = self.scheduling
+        if scheduling is None:
+            return
+        if scheduling.error is not None:
+            raise scheduling.error
+        decisions, scheduling.decisions = scheduling.decisions, []
+        now = self.backend.now()
+        for number, decision, step in decisions:
+            if number in self._running and number not in self._deciding:
+                grace = max(DECISION_GRACE, 3 * self._gap.get(number, 0.0))
+                self._deciding[number] = (decision, now + grace, step)
+                self.backend.decide(number, decision.value)
+
     def _flush(self) -> None:
         """Record this round's events in one transaction, then run the callbacks."""
         batch, self._batch = self._batch, []
         if batch:
             self.journal.record(*batch)
+        self._act()
         done, self._done = self._done, []
         for number in done:
             trial = self._trial(number)
@@ -133,6 +165,7 @@ class Driver:
             self._batch = batch + self._batch  # recorded on the way out
             raise
         self._done.clear()  # no callback to run
+        self._act()
         return numbers
 
     def _trial(self, number: int) -> Trial:
@@ -146,12 +179,47 @@ class Driver:
             self._to_cancel.discard(number)
             self._finish(number, self._cancelled(number))
             return
-        trial = self.journal.query(lambda s: s.trial(number))
-        params = trial.params
+        trial, seq, restore = self.journal.query(
+            lambda s: (s.trial(number), s.next_seq(number), s.checkpoint_of(number))
+        )
         self._attempts[number] = trial.attempts
-        self._running[number] = attempt
+        self._running[number] = self._submission[number] = attempt
         self._started.pop(number, None)
-        self.backend.submit(Job(number, attempt, dict(params), self.objective, self.objective_name))
+        self._heard[number] = self.backend.now()
+        job = Job(
+            number,
+            attempt,
+            dict(trial.params),
+            self.objective,
+            self.objective_name,
+            first_seq=seq,
+            checkpoints=self.checkpoints,
+            restore=restore,
+        )
+        self.backend.submit(job)
+
+    def _resume_paused(self, max_concurrent: int, idle: bool) -> None:
+        """Fill free slots with the paused trials the scheduler wants to go on; ``idle``:
+        no new trial will be asked for them."""
+        assert self.scheduling is not None
+        if self._batch and self.scheduling.scheduler.pauses:
+            self._flush()  # the pauses of this round first
+        while len(self._running) < max_concurrent:
+            number = self.scheduling.resume(idle)
+            if number is None:
+                return
+            self._record(
+                TrialRetried(
+                    time=self.backend.now(),
+                    number=number,
+                    attempt=self._attempts_of(number) + 1,
+                    reason="resumed by the scheduler",
+                    run=self.run_id,
+                    cause="resumed",
+                )
+            )
+            self._flush()  # heard by the scheduler: it is paused no more
+            self._submit(number, self._submission.get(number, 0) + 1)
 
     async def run(self) -> str:
         """Run until the budget, the timeout, the sampler or a stop ends it; return why."""
@@ -167,7 +235,11 @@ class Driver:
                 virtual=virtual,
                 on_lost=backend.wake,
             )
-        except BaseException:
+            if self.scheduler is not None:
+                self.scheduling = Scheduling(self.scheduler, journal)
+        except BaseException as exc:
+            if self.run_id >= 0:
+                journal.end_run("error", error=f"the scheduler could not replay the study: {exc}")
             await backend.close()
             raise
         asked, exhausted, reason = 0, False, "error"
@@ -201,6 +273,9 @@ class Driver:
                         )
                     )
                     self._submit(number, 1)
+                if self.scheduling is not None and not self._stop:
+                    spent = exhausted or (cfg.n_trials is not None and asked >= cfg.n_trials)
+                    self._resume_paused(max_concurrent, idle=spent and asking is None)
                 want = max_concurrent - len(self._running)
                 if cfg.n_trials is not None:
                     want = min(want, cfg.n_trials - asked)
@@ -268,6 +343,8 @@ class Driver:
             try:
                 journal.end_run(reason, error=error, interrupted=why)
             finally:
+                if self.scheduling is not None:
+                    self.scheduling.close()
                 await backend.close()
             if unrecorded is not None and not raising:
                 raise unrecorded
@@ -277,13 +354,23 @@ class Driver:
         times = [] if deadline is None or self._stop else [deadline]
         if self.config.trial_timeout is not None and self._started:
             times.append(min(self._started.values()) + self.config.trial_timeout)
+        times.extend(by for _, by, _ in self._deciding.values())
         return min(times) if times else None
 
     def _check_trial_timeouts(self) -> None:
+        now = self.backend.now()
+        for number, (decision, by, step) in list(self._deciding.items()):
+            if now >= by and number in self._running:  # it stopped reporting: cancelled
+                self.backend.cancel(number)
+                ended: Event = (
+                    TrialPaused(time=now, number=number, step=step)
+                    if decision is Decision.PAUSE
+                    else TrialPruned(time=now, number=number, step=step)
+                )
+                self._finish(number, ended)
         limit = self.config.trial_timeout
         if limit is None:
             return
-        now = self.backend.now()
         for number, t0 in list(self._started.items()):
             if now - t0 >= limit:
                 self.backend.cancel(number, hung=True)
@@ -305,7 +392,7 @@ class Driver:
         if isinstance(msg, Started):
             self._on_started(msg.number, msg.worker, lost=msg.lost)
         elif isinstance(msg, Reported):
-            self._on_report(msg.number, msg.step, msg.metrics, msg.seq)
+            self._on_report(msg.number, msg.step, msg.metrics, msg.seq, msg.checkpoint)
         elif isinstance(msg, Finished):
             self._on_finished(msg)
 
@@ -361,16 +448,35 @@ class Driver:
     def _losses(self, number: int) -> int:
         return self.journal.query(lambda s: s.lost_workers(number))
 
-    def _on_report(self, number: int, step: int, metrics: dict[str, Any], seq: int) -> None:
+    def _on_checkpoint(self, number: int, saved: dict[str, Any] | None) -> None:
+        if saved is not None:
+            self._record(
+                TrialCheckpointed(
+                    time=self.backend.now(),
+                    number=number,
+                    seq=saved["seq"],
+                    name=saved["name"],
+                    sha256=saved["sha256"],
+                )
+            )
+
+    def _on_report(
+        self,
+        number: int,
+        step: int,
+        metrics: dict[str, Any],
+        seq: int,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> None:
         seen = self._seqs.setdefault(number, set())
         if seq in seen or self.journal.query(lambda s: s.has_report(number, seq)):
             return
         seen.add(seq)
-        self._record(
-            TrialReported(
-                time=self.backend.now(), number=number, step=step, metrics=metrics, seq=seq
-            )
-        )
+        self._on_checkpoint(number, checkpoint)
+        now = self.backend.now()
+        self._record(TrialReported(time=now, number=number, step=step, metrics=metrics, seq=seq))
+        self._gap[number] = now - self._heard.get(number, now)
+        self._heard[number] = now
 
     def _on_finished(self, msg: Finished) -> None:
         now, number = self.backend.now(), msg.number
@@ -380,12 +486,15 @@ class Driver:
             if number not in self._running:
                 return
         for r in msg.reports:
-            self._on_report(number, r["step"], r["metrics"], r["seq"])
+            self._on_report(number, r["step"], r["metrics"], r["seq"], r.get("checkpoint"))
+        self._on_checkpoint(number, msg.checkpoint)
         event: Event
         if msg.status == "ok":
             event = TrialCompleted(time=now, number=number, values=msg.values or {})
         elif msg.status == "pruned":
             event = TrialPruned(time=now, number=number, step=msg.step)
+        elif msg.status == "paused":
+            event = TrialPaused(time=now, number=number, step=msg.step)
         elif msg.status in ("error", "invalid"):
             kind = Failure.ERROR if msg.status == "error" else Failure.INVALID
             event = TrialFailed(
@@ -411,5 +520,8 @@ class Driver:
         self._running.pop(number, None)
         self._started.pop(number, None)
         self._seqs.pop(number, None)
+        self._heard.pop(number, None)
+        self._gap.pop(number, None)
+        self._deciding.pop(number, None)
         self._record(event)
         self._done.append(number)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,24 +13,41 @@ import numpy as np
 from asynchpo._checks import is_real, positive_int
 from asynchpo._report import TrialContext, run_trial
 from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
+from asynchpo.execution._stepped import Stepped
 
 Duration = float | Callable[[dict[str, Any]], float] | None
+
+
+@dataclass(frozen=True)
+class _Advance:
+    """Internal: run trial ``number`` on to its next report, now."""
+
+    number: int
 
 
 class SimulatedBackend(Backend):
     """``n_workers`` virtual workers; each trial takes a virtual duration, no real time.
 
-    The objective is evaluated in this process the moment a trial starts; its result is
-    delivered when the virtual clock reaches the trial's end. A trial submitted while every
-    worker is busy waits for the first one to free up, as on a real cluster. Intermediate
-    reports arrive spread evenly over the trial's duration. Everything, durations included,
-    follows from ``seed``: the same seed gives the same history.
+    By default the objective is evaluated in this process the moment a trial starts; its
+    result is delivered when the virtual clock reaches the trial's end, and its intermediate
+    reports arrive spread evenly over the trial's duration. With ``step_duration``, trials
+    are learning curves instead: each ``asynchpo.report`` happens ``step_duration`` virtual
+    seconds after the last (or after the start), the objective waits there until the clock
+    gets there, and the study's scheduler can stop or pause it at that report, so early
+    stopping is simulated with as many workers as wanted, in seconds. A trial submitted
+    while every worker is busy waits for the first one to free up, as on a real cluster.
+    Everything, durations included, follows from ``seed``: the same seed gives the same
+    history.
 
     Args:
         n_workers: How many trials run at once.
         duration: Virtual seconds per trial: a number, a function of the parameters, or None
-            for exponential durations with mean 1 (drawn from ``seed``).
+            for exponential durations with mean 1 (drawn from ``seed``). Not used with
+            ``step_duration``.
         seed: Seed of the durations.
+        step_duration: Virtual seconds per report: a number, or a function of the
+            parameters (the cost of one epoch of that configuration). A trial that never
+            reports takes one step. Needed with a scheduler.
 
     Example:
         >>> import asynchpo as ah
@@ -41,7 +60,13 @@ class SimulatedBackend(Backend):
 
     virtual = True
 
-    def __init__(self, n_workers: int = 1, duration: Duration = None, seed: int | None = None):
+    def __init__(
+        self,
+        n_workers: int = 1,
+        duration: Duration = None,
+        seed: int | None = None,
+        step_duration: Duration = None,
+    ):
         self.n_workers = positive_int("n_workers", n_workers)
         if (
             duration is not None
@@ -51,7 +76,15 @@ class SimulatedBackend(Backend):
             raise ValueError(
                 f"duration must be a number >= 0, a function or None, got {duration!r}"
             )
-        self.duration = duration
+        if (
+            step_duration is not None
+            and not callable(step_duration)
+            and not (is_real(step_duration) and step_duration >= 0)
+        ):
+            raise ValueError(
+                f"step_duration must be a number >= 0, a function or None, got {step_duration!r}"
+            )
+        self.duration, self.step_duration = duration, step_duration
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._clock = 0.0
@@ -59,6 +92,11 @@ class SimulatedBackend(Backend):
         self._events: list[tuple[float, int, Message, int]] = []  # (time, order, msg, attempt)
         self._order = 0
         self._live: dict[int, tuple[int, int, float]] = {}  # trial -> (attempt, worker, end)
+        # learning curves (step_duration): each attempt stepped in lockstep with the clock
+        self._stepped: dict[int, tuple[Stepped, int, float]] = {}  # trial -> (it, worker, step)
+        self._idle = list(range(self.n_workers))
+        self._queue: deque[Job] = deque()
+        self._decided: dict[int, str] = {}
 
     def now(self) -> float:
         return self._clock
@@ -78,22 +116,82 @@ class SimulatedBackend(Backend):
             raise ValueError(f"duration({params!r}) must be a number >= 0, got {d!r}")
         return float(d)
 
+    def check_scheduler(self, scheduler: Any) -> None:
+        if self.step_duration is None:
+            raise ValueError(
+                "scheduler: a SimulatedBackend runs trials under a scheduler only with "
+                "step_duration= (the virtual seconds each report takes, e.g. "
+                "SimulatedBackend(n_workers=8, step_duration=1.0))"
+            )
+
+    def _step_of(self, params: dict[str, Any]) -> float:
+        d: Any = self.step_duration
+        d = d(params) if callable(d) else d
+        if not is_real(d) or not d >= 0:
+            raise ValueError(f"step_duration({params!r}) must be a number >= 0, got {d!r}")
+        return float(d)
+
     def submit(self, job: Job) -> None:
+        if self.step_duration is not None:
+            self._queue.append(job)
+            self._start_queued()
+            return
         free_at, worker = heapq.heappop(self._free)
         start = max(free_at, self._clock)
         end = start + self._draw(job.params)
         heapq.heappush(self._free, (end, worker))
         self._live[job.number] = (job.attempt, worker, end)
         name = f"sim-{worker}"
-        out = run_trial(
-            job.objective, job.params, job.objective_name, TrialContext(job.number, job.attempt)
+        ctx = TrialContext(
+            job.number,
+            job.attempt,
+            first_seq=job.first_seq,
+            checkpoints=job.checkpoints,
+            restore=job.restore,
         )
+        out = run_trial(job.objective, job.params, job.objective_name, ctx)
         self._push(start, Started(job.number, job.attempt, name), job.attempt)
         reports = out["reports"]
         for i, r in enumerate(reports):
             t = start + (end - start) * (i + 1) / (len(reports) + 1)
-            self._push(t, Reported(job.number, r["step"], r["metrics"], r["seq"]), job.attempt)
+            self._push(t, Reported.from_report(job.number, r), job.attempt)
         self._push(end, Finished.from_run(job.number, job.attempt, out, name), job.attempt)
+
+    def _start_queued(self) -> None:
+        while self._queue and self._idle:
+            job, worker = self._queue.popleft(), self._idle.pop(0)
+            step = self._step_of(job.params)
+            self._stepped[job.number] = (Stepped(job), worker, step)
+            self._live[job.number] = (job.attempt, worker, self._clock)
+            self._push(self._clock, Started(job.number, job.attempt, f"sim-{worker}"), job.attempt)
+            self._push(self._clock, _Advance(job.number), job.attempt)  # type: ignore[arg-type]
+
+    def decide(self, number: int, decision: str) -> None:
+        if number in self._stepped:
+            self._decided[number] = decision  # told to it at the report it was decided on
+
+    def _advance(self, number: int, attempt: int) -> None:
+        stepped, worker, step = self._stepped[number]
+        report = stepped.advance(self._decided.pop(number, None))
+        if report is not None:
+            t = self._clock + step
+            self._push(t, Reported.from_report(number, report), attempt)
+            self._push(t, _Advance(number), attempt)  # type: ignore[arg-type]
+            return
+        out = stepped.out
+        assert out is not None
+        end = self._clock if out["reports"] else self._clock + step
+        self._push(end, Finished.from_run(number, attempt, out, f"sim-{worker}"), attempt)
+
+    def _ended(self, number: int) -> None:
+        """Trial ``number``'s attempt is over: its worker takes the next queued job."""
+        entry = self._stepped.pop(number, None)
+        self._decided.pop(number, None)
+        if entry is not None:
+            entry[0].abandon()
+            self._idle.append(entry[1])
+            self._idle.sort()
+            self._start_queued()
 
     def _stale(self, entry: tuple[float, int, Message, int]) -> bool:
         live = self._live.get(entry[2].number)
@@ -110,18 +208,28 @@ class SimulatedBackend(Backend):
         self._clock = max(self._clock, t)
         out: list[Message] = []
         while self._events and self._events[0][0] == t:
-            entry = heapq.heappop(self._events)
+            entry = self._events[0]
+            if isinstance(entry[2], _Advance) and out:
+                break  # the driver hears of the report before the trial goes on past it
+            heapq.heappop(self._events)
             if self._stale(entry):
                 continue
             msg = entry[2]
+            if isinstance(msg, _Advance):
+                self._advance(msg.number, entry[3])
+                continue
             out.append(msg)
             if isinstance(msg, Finished):
                 del self._live[msg.number]
+                self._ended(msg.number)
         return out
 
     def cancel(self, number: int, hung: bool = False) -> None:
         live = self._live.pop(number, None)
         if live is None:
+            return
+        if self.step_duration is not None:
+            self._ended(number)
             return
         _, worker, end = live
         # the worker is free from now on, not from the cancelled trial's end
@@ -129,3 +237,9 @@ class SimulatedBackend(Backend):
             (min(t, self._clock) if (w == worker and t == end) else t, w) for t, w in self._free
         ]
         heapq.heapify(self._free)
+
+    async def close(self) -> None:
+        for number in list(self._stepped):  # their threads run to an end
+            self._live.pop(number, None)
+            self._ended(number)
+        self._queue.clear()

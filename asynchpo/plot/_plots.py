@@ -14,6 +14,17 @@ if TYPE_CHECKING:
     from asynchpo.study import Study
 
 
+#: The colour of a learning curve by how its trial ended.
+_OUTCOMES = {
+    "complete": "#2ca02c",
+    "pruned": "#d62728",
+    "paused": "#ff7f0e",
+    "running": "#1f77b4",
+    "failed": "#7f7f7f",
+    "interrupted": "#9467bd",
+}
+
+
 def _hvplot() -> Any:
     """hvplot for pandas, with BokehJS inlined in notebooks (many clusters and login nodes
     cannot reach a CDN; the plot would stay blank)."""
@@ -106,13 +117,28 @@ class StudyPlots:
 
     def learning_curves(self, metric: str | None = None) -> Any:
         """The metric each trial reported at each step (``asynchpo.report``), one line per
-        trial; the objective's curves by default."""
+        trial, coloured by how the trial ended (complete, pruned, paused, ...); the
+        objective's curves by default."""
         _hvplot()
+        import holoviews as hv
+
         r = _records.curves(self._ds(), metric)
-        df = _frame(trial=r.trial, step=r.step, value=r.value, state=r.state)
-        return df.hvplot.line(
-            x="step", y="value", by="trial", hover_cols=["state"], legend=False, alpha=0.7
-        ).opts(title=f"{self.study.name}: {r.metric} per step", ylabel=r.metric)
+        layers = []
+        for state in [s for s in _OUTCOMES if s in set(r.state)] or ["complete"]:
+            keep = r.state == state
+            trials, steps, values = r.trial[keep], r.step[keep], r.value[keep]
+            # one line per trial in a single glyph: a gap (NaN) between trials
+            cut = np.flatnonzero(np.diff(trials)) + 1
+            x = np.insert(steps.astype(float), cut, np.nan)
+            y = np.insert(values.astype(float), cut, np.nan)
+            n = len(set(trials.tolist()))
+            layers.append(
+                hv.Curve((x, y), "step", r.metric, label=f"{state} ({n})").opts(
+                    color=_OUTCOMES[state], alpha=0.6
+                )
+            )
+        overlay = hv.Overlay(layers)
+        return overlay.opts(title=f"{self.study.name}: {r.metric} per step", width=700, height=350)
 
     def importance(self, n: int = 2**11, seed: int = 0) -> Any:
         """Parameter importance: Sobol' indices (first order and total) of the mean of a GP

@@ -51,6 +51,7 @@ from asynchpo.events import (
     TrialCompleted,
     TrialFailed,
     TrialInterrupted,
+    TrialPaused,
     TrialPruned,
     TrialReported,
     TrialStarted,
@@ -276,6 +277,9 @@ def _replay(t: Trial) -> list[Event]:
     elif t.state is TrialState.PRUNED:
         step = t.reports[-1].step if t.reports else None
         out.append(TrialPruned(time=end, number=n, step=step))
+    elif t.state is TrialState.PAUSED:
+        step = t.reports[-1].step if t.reports else None
+        out.append(TrialPaused(time=end, number=n, step=step))
     else:  # running or interrupted when saved
         reason = t.error if t.state is TrialState.INTERRUPTED and t.error else _UNFINISHED
         out.append(TrialInterrupted(time=end, number=n, reason=reason))

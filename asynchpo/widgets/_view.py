@@ -287,9 +287,13 @@ class StudyWidget:
             f"{markup(s.failed)} failed",
             f"{markup(s.pruned)} pruned",
         ]
+        if real(s.paused):
+            parts.append(f"{markup(s.paused)} paused")
         if real(s.interrupted):
             parts.append(f"{markup(s.interrupted)} interrupted")
         parts.append(f"elapsed {clock(_safely(lambda: s.elapsed(now)))}")
+        if real(s.steps):
+            parts.append(f"{markup(s.steps)} steps trained")
         eta = _safely(lambda: s.eta(now))
         if eta is not None:
             parts.append(f"ETA {clock(eta)}")

@@ -1,0 +1,155 @@
+"""A run's scheduler: a fresh copy of the study's, told every event in the journal's order.
+
+The copy first replays the events recorded so far, then hears each event as the journal
+folds it in: its state is the fold of the study's events, so a run that follows a crash
+decides exactly as the lost one would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from asynchpo.events import (
+    Event,
+    TrialAsked,
+    TrialCompleted,
+    TrialFailed,
+    TrialInterrupted,
+    TrialPaused,
+    TrialPruned,
+    TrialReported,
+    TrialRetried,
+)
+from asynchpo.schedulers import BaseScheduler, Decision, Progress
+
+if TYPE_CHECKING:
+    from asynchpo.journal import Journal
+
+
+class SchedulerWarning(UserWarning):
+    """A scheduler cannot judge the trials: what it measures is not in their reports."""
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) else None
+
+
+class Scheduling:
+    """Feeds one run's copy of ``scheduler`` with the events of ``journal``; the decisions it
+    takes on reports wait in :attr:`decisions` for the driver (the journal tells listeners
+    under its lock, which is no place to act)."""
+
+    def __init__(self, scheduler: BaseScheduler, journal: Journal):
+        self.scheduler = copy.deepcopy(scheduler)  # the study's stays as it was given
+        self.objective, self.sign = journal.query(lambda s: (s.objective, s.sign()))
+        self.name = journal.name
+        self._params: dict[int, dict[str, Any]] = {}
+        self._decided: dict[int, Decision] = {}  # stopped or paused, until it starts again
+        self.paused: set[int] = set()
+        self.missing: str | None = None  # what the reports lacked, once said
+        self.decisions: list[tuple[int, Decision, int]] = []  # (trial, decision, step)
+        self.error: BaseException | None = None  # the scheduler's own, raised by the driver
+        self.journal = journal
+        self.replaying = True
+        journal.follow(self._hear)
+        self.replaying = False
+        self.decisions.clear()  # what was decided before is in the events already
+
+    def close(self) -> None:
+        """Stop hearing the journal."""
+        self.journal.unsubscribe(self._hear)
+
+    def _hear(self, event: Event) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.observe(event)
+        except Exception as exc:  # raised by the driver, outside the journal's lock
+            self.error = exc
+            if self.replaying:
+                raise
+
+    def observe(self, event: Event) -> None:
+        """Tell the scheduler what ``event`` says; a decision on a report is queued."""
+        s = self.scheduler
+        if isinstance(event, TrialAsked):
+            self._params[event.number] = dict(event.params)
+            s.on_start(event.number, self._params[event.number])
+        elif isinstance(event, TrialRetried):  # resumed, or run again from its start
+            self._decided.pop(event.number, None)
+            self.paused.discard(event.number)
+            if event.cause == "resumed":
+                s.on_start(event.number, self._params.get(event.number, {}))
+        elif isinstance(event, TrialPaused):
+            self.paused.add(event.number)
+        elif isinstance(event, TrialReported):
+            decision = self._report(event)
+            if decision is not None and decision is not Decision.CONTINUE:
+                self.decisions.append((event.number, decision, event.step))
+        elif isinstance(event, (TrialCompleted, TrialFailed, TrialPruned)):
+            self._decided.pop(event.number, None)
+            self.paused.discard(event.number)
+            loss = None
+            if isinstance(event, TrialCompleted):
+                value = _number(event.values.get(self.objective))
+                loss = None if value is None else self.sign * value
+            s.on_finish(event.number, loss)
+        elif isinstance(event, TrialInterrupted):
+            self._decided.pop(event.number, None)
+
+    def _report(self, event: TrialReported) -> Decision | None:
+        if event.number in self._decided:
+            return None  # decided already: what it reports on the way out changes nothing
+        s = self.scheduler
+        if s.resource == "step":
+            resource: float | None = float(event.step)
+        else:
+            resource = _number(event.metrics.get(s.resource))
+        value = _number(event.metrics.get(self.objective))
+        if resource is None:
+            self._say_missing(event, f"resource {s.resource!r}")
+            return None
+        progress = Progress(
+            number=event.number,
+            params=self._params.get(event.number, {}),
+            step=event.step,
+            resource=resource,
+            loss=None if value is None else self.sign * value,
+            metrics=dict(event.metrics),
+        )
+        decision = Decision(s.on_report(progress))
+        if decision is Decision.PAUSE and not s.pauses:
+            raise RuntimeError(
+                f"{type(s).__name__}.on_report paused trial {event.number}, but its pauses "
+                "attribute is False"
+            )
+        if decision is not Decision.CONTINUE:
+            self._decided[event.number] = decision
+        return decision
+
+    def _say_missing(self, event: TrialReported, what: str) -> None:
+        if self.missing is not None or self.replaying:
+            return
+        names = ", ".join(sorted(map(repr, event.metrics))[:10])
+        self.missing = (
+            f"study {self.name!r}: {type(self.scheduler).__name__} measures progress by "
+            f"{what}, which trial {event.number}'s report at step {event.step} does not hold "
+            f"(it holds {names}); the scheduler leaves such trials running"
+        )
+        warnings.warn(self.missing, SchedulerWarning, stacklevel=2)
+
+    def resume(self, idle: bool = False) -> int | None:
+        """A paused trial the scheduler wants to run on now, or None."""
+        if not self.paused:
+            return None
+        number = self.scheduler.resume(frozenset(self.paused), idle=idle)
+        if number is not None and number not in self.paused:
+            raise RuntimeError(
+                f"{type(self.scheduler).__name__}.resume returned trial {number!r}, which is "
+                "not paused"
+            )
+        return number

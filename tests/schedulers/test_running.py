@@ -1,0 +1,234 @@
+"""Schedulers in a running study: on the virtual clock, with checkpoints, after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import pytest
+
+import asynchpo as ah
+from asynchpo.events import fold
+from asynchpo.execution._schedule import SchedulerWarning, Scheduling
+from asynchpo.storage import SQLiteStorage
+
+SPACE = ah.Space(x=ah.Float(0.0, 1.0))
+EPOCHS = 27
+
+
+def curve(params):
+    """A learning curve that resumes from its checkpoint: loss floor set by x."""
+    state = ah.restore() or {"epoch": 0, "starts": 0}
+    state = {**state, "starts": state["starts"] + 1}
+    floor = (params["x"] - 0.3) ** 2
+    loss = 1.0
+    for epoch in range(state["epoch"] + 1, EPOCHS + 1):
+        loss = floor + 1.0 / epoch
+        state = {**state, "epoch": epoch}
+        ah.checkpoint(state)
+        ah.report(epoch, value=loss, starts=state["starts"])
+    return {"value": loss, "starts": state["starts"]}
+
+
+def _run(scheduler, tmp_path, name, n_trials=60, workers=8):
+    study = ah.Study(
+        SPACE,
+        sampler=ah.RandomSampler(seed=1),
+        scheduler=scheduler,
+        storage=tmp_path / f"{name}.db",
+        name=name,
+    )
+    backend = ah.SimulatedBackend(n_workers=workers, step_duration=1.0, seed=0)
+    study.optimize(curve, n_trials=n_trials, backend=backend, progress=False)
+    return study, backend
+
+
+def _outline(study):
+    return [
+        (t.number, t.state.value, [(r.step, r.metrics["value"]) for r in t.reports], t.value)
+        for t in study.trials
+    ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ah.ASHA(EPOCHS, mode="promotion"),
+        lambda: ah.Hyperband(EPOCHS, seed=3),
+        lambda: ah.MedianStopping(),
+    ],
+)
+def test_a_simulated_study_under_a_scheduler_is_the_same_every_time(tmp_path, make):
+    a, clock_a = _run(make(), tmp_path, "a")
+    b, clock_b = _run(make(), tmp_path, "b")
+    assert _outline(a) == _outline(b) and clock_a.now() == clock_b.now()
+    steps = sum(len(t.reports) for t in a.trials)
+    assert steps < 60 * EPOCHS / 2  # most of the training was saved
+
+
+def test_stopping_saves_virtual_time_next_to_running_every_trial_out(tmp_path):
+    _, full_clock = _run(None, tmp_path, "full", n_trials=48)
+    asha, asha_clock = _run(ah.ASHA(EPOCHS), tmp_path, "asha", n_trials=48)
+    assert asha_clock.now() < full_clock.now() / 2
+    pruned = asha.get_trials([ah.TrialState.PRUNED])
+    assert pruned and all(len(t.reports) < EPOCHS for t in pruned)
+    # each was stopped at a rung: the report it was judged on is its last
+    assert {t.reports[-1].step for t in pruned} <= {1, 3, 9}
+
+
+def test_a_paused_trial_resumes_from_its_checkpoint(tmp_path):
+    study, _ = _run(ah.ASHA(EPOCHS, mode="promotion"), tmp_path, "p")
+    resumed = [t for t in study.trials if any(r.metrics["starts"] > 1 for r in t.reports)]
+    assert resumed, "no trial was resumed"
+    for t in study.trials:
+        steps = [r.step for r in t.reports]
+        assert steps == sorted(set(steps)), f"trial {t.number} went over epochs again"
+    # it went on where it paused, in the same trial: epochs count on, not from 1
+    t = resumed[0]
+    first_again = next(r for r in t.reports if r.metrics["starts"] > 1)
+    assert first_again.step > 1
+    assert study.get_trials([ah.TrialState.COMPLETE])
+    # each attempt keeps its latest two checkpoints on disk, not one per epoch
+    files = [f for _, _, fs in os.walk(study.checkpoint_dir) for f in fs]
+    assert 0 < len(files) <= 2 * sum(t.attempts + 1 for t in study.trials)
+
+
+def test_a_checkpoint_that_changed_on_disk_is_never_unpickled(tmp_path):
+    study, _ = _run(ah.ASHA(EPOCHS, mode="promotion"), tmp_path, "c", n_trials=12)
+    paused = study.get_trials([ah.TrialState.PAUSED])
+    assert paused
+    for root, _, names in os.walk(study.checkpoint_dir):
+        for n in names:
+            with open(os.path.join(root, n), "wb") as f:  # a stranger's bytes in its place
+                f.write(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    backend = ah.SimulatedBackend(n_workers=4, step_duration=1.0)
+    study.optimize(curve, n_trials=1, backend=backend, progress=False)
+    failed = [t for t in study.get_trials([ah.TrialState.FAILED]) if t.attempts > 1]
+    assert failed and all("not the file that was written" in (t.error or "") for t in failed)
+
+
+def test_a_simulation_needs_the_time_of_a_step_before_any_trial_runs():
+    study = ah.Study(SPACE, scheduler=ah.ASHA(EPOCHS))
+    with pytest.raises(ValueError, match="step_duration"):
+        study.optimize(curve, n_trials=3, backend=ah.SimulatedBackend(n_workers=2))
+    assert study.trials == []
+
+
+def test_a_resource_no_report_holds_is_said_once(tmp_path):
+    study = ah.Study(SPACE, scheduler=ah.ASHA(EPOCHS, resource="epoch"))
+    backend = ah.SimulatedBackend(n_workers=2, step_duration=1.0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        study.optimize(curve, n_trials=4, backend=backend, progress=False)
+    said = [w for w in seen if issubclass(w.category, SchedulerWarning)]
+    assert len(said) == 1 and "'epoch'" in str(said[0].message)
+    assert len(study.get_trials([ah.TrialState.COMPLETE])) == 4  # left running, not stopped
+
+
+class Logged(ah.ASHA):
+    """ASHA that prints every call it gets, as JSON lines."""
+
+    def on_report(self, progress):
+        d = super().on_report(progress)
+        print(json.dumps([progress.number, progress.resource, progress.loss, d.value]), flush=True)
+        return d
+
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    import asynchpo as ah
+    from tests.schedulers.test_running import Logged, SPACE
+
+    def objective(p):
+        floor = (p["x"] - 0.3) ** 2
+        for epoch in range(1, 28):
+            time.sleep(0.004)
+            ah.report(epoch, value=floor + 1.0 / epoch)
+        return floor + 1.0 / 27
+
+    if __name__ == "__main__":
+        study = ah.Study(SPACE, storage=sys.argv[1], name="asha",
+                         sampler=ah.RandomSampler(seed=0), scheduler=Logged(27))
+        study.optimize(objective, n_trials=400, max_concurrent=4, progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_a_killed_asha_run_goes_on_with_the_same_rungs(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(SCRIPT)
+    db = tmp_path / "asha.db"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(db)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if db.exists():
+            storage = SQLiteStorage(db, read_only=True)
+            state = fold(storage.read("asha")) if storage.exists("asha") else None
+            storage.close()
+            if state is not None and state.counts[ah.TrialState.PRUNED] >= 10:
+                break
+        assert proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    live = [json.loads(line) for line in proc.communicate()[0].splitlines() if line.endswith("]")]
+
+    study = ah.Study.load("asha", db, sampler=ah.RandomSampler(seed=0), scheduler=Logged(27))
+    done = {t.number for t in study.get_trials([ah.TrialState.COMPLETE, ah.TrialState.PRUNED])}
+    assert len(done) >= 10
+    heard = []
+    real = Logged.on_report
+
+    def spy(self, progress):
+        d = real(self, progress)
+        heard.append([progress.number, progress.resource, progress.loss, d.value])
+        return d
+
+    Logged.on_report = spy
+    try:
+        replayed = Scheduling(study.scheduler, study.journal)
+    finally:
+        Logged.on_report = real
+    replayed.close()
+    # the rebuilt scheduler heard exactly what the killed one did, in the same order
+    assert heard and heard == live[: len(heard)]
+    before = {t.number: t.value for t in study.get_trials([ah.TrialState.COMPLETE])}
+    study.optimize(curve, n_trials=6, max_concurrent=3, progress=False)
+    after = {t.number: t.value for t in study.get_trials([ah.TrialState.COMPLETE])}
+    assert before.items() <= after.items()
+    assert len(study.trials) >= len(done) + 6
+
+
+class StopAtThree(ah.BaseScheduler):
+    def on_report(self, progress):
+        return (
+            ah.schedulers.Decision.STOP if progress.step >= 3 else ah.schedulers.Decision.CONTINUE
+        )
+
+
+def test_a_stopped_trial_that_reports_no_more_is_cancelled_as_pruned():
+    release = __import__("threading").Event()
+
+    def hangs_after_three(params):
+        for epoch in range(1, 4):
+            ah.report(epoch, value=params["x"])
+        release.wait(60)  # never reports again
+        return params["x"]
+
+    study = ah.Study(SPACE, scheduler=StopAtThree())
+    t0 = time.monotonic()
+    study.optimize(hangs_after_three, n_trials=2, max_concurrent=2, progress=False)
+    took = time.monotonic() - t0
+    release.set()
+    assert [t.state for t in study.trials] == [ah.TrialState.PRUNED] * 2
+    assert all(t.reports[-1].step == 3 for t in study.trials)
+    assert took < 20

@@ -1,0 +1,96 @@
+"""Schedulers on a real dask cluster: decisions reach the workers through dask's messaging."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from distributed import Client, LocalCluster, get_worker
+
+import asynchpo as ah
+from asynchpo.execution._loop import DECISION_GRACE
+from asynchpo.schedulers import BaseScheduler, Decision, Progress
+
+pytestmark = pytest.mark.slow
+
+SPACE = ah.Space(x=ah.Float(0.0, 1.0))
+
+
+class StopAt(BaseScheduler):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_report(self, progress: Progress) -> Decision:
+        return Decision.STOP if progress.step >= self.step else Decision.CONTINUE
+
+
+class PauseAt(BaseScheduler):
+    """Pauses each trial once at ``step``; resumes the paused ones only if ``resume_now``."""
+
+    pauses = True
+
+    def __init__(self, step: int, resume_now: bool):
+        self.step, self.resume_now = step, resume_now
+        self._paused: set[int] = set()
+
+    def on_report(self, progress: Progress) -> Decision:
+        if progress.step >= self.step and progress.number not in self._paused:
+            self._paused.add(progress.number)
+            return Decision.PAUSE
+        return Decision.CONTINUE
+
+    def resume(self, paused, *, idle=False):
+        return min(paused) if paused and self.resume_now else None
+
+
+def reporting(params):
+    state = ah.restore() or {"epoch": 0, "starts": 0}
+    state["starts"] += 1
+    for epoch in range(state["epoch"] + 1, 31):
+        time.sleep(0.05)
+        state["epoch"] = epoch
+        ah.checkpoint(state)
+        ah.report(epoch, value=params["x"] / epoch, worker=get_worker().address, **state)
+    return params["x"]
+
+
+def _cluster():
+    return LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def test_a_stop_decision_ends_the_trial_on_its_worker_within_one_report(tmp_path):
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), scheduler=StopAt(3))
+    with _cluster() as cluster, Client(cluster) as client:
+        t0 = time.monotonic()
+        study.optimize(reporting, n_trials=6, client=client, progress=False)
+        took = time.monotonic() - t0
+    trials = study.trials
+    assert all(t.state is ah.TrialState.PRUNED for t in trials)
+    # decided on the report at step 3: the worker raised at the next one, or the one after
+    assert all(3 <= t.reports[-1].step <= 5 for t in trials), [len(t.reports) for t in trials]
+    # ended by the raise on the worker, not cancelled after the grace period
+    assert took < 3 * DECISION_GRACE
+
+
+def test_a_paused_trial_resumes_from_its_checkpoint_on_another_worker(tmp_path):
+    db = tmp_path / "s.db"
+    study = ah.Study(
+        SPACE, sampler=ah.RandomSampler(seed=0), scheduler=PauseAt(4, False), storage=db
+    )
+    with _cluster() as cluster, Client(cluster) as client:
+        study.optimize(reporting, n_trials=2, client=client, progress=False)
+    assert [t.state for t in study.trials] == [ah.TrialState.PAUSED] * 2
+    first = {t.number: {r.metrics["worker"] for r in t.reports} for t in study.trials}
+    # a new cluster: the trials go on on workers that were not there when they paused
+    again = ah.Study.load(
+        study.name, db, sampler=ah.RandomSampler(seed=0), scheduler=PauseAt(4, True)
+    )
+    with _cluster() as cluster, Client(cluster) as client:
+        again.optimize(reporting, client=client, progress=False)  # the paused ones only
+    for t in again.trials:
+        assert t.state is ah.TrialState.COMPLETE
+        steps = [r.step for r in t.reports]
+        assert steps == list(range(1, 31))  # on from where it paused, nothing twice
+        later = [r for r in t.reports if r.metrics["starts"] == 2]
+        assert later and later[0].step <= 6  # resumed from its checkpoint, not from scratch
+        assert {r.metrics["worker"] for r in later}.isdisjoint(first[t.number])
