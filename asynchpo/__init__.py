@@ -9,7 +9,7 @@ from asynchpo._run import Run
 from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
 from asynchpo.journal import Journal, StudyInUseError
 from asynchpo.samplers import BaseSampler, GPSampler, GridSampler, RandomSampler, SobolSampler
-from asynchpo.schedulers import ASHA, BaseScheduler, Hyperband, MedianStopping
+from asynchpo.schedulers import ASHA, PBT, BaseScheduler, Hyperband, MedianStopping
 from asynchpo.space import Categorical, Float, Int, Space
 from asynchpo.storage import InMemoryStorage, SQLiteStorage
 from asynchpo.study import Study
@@ -34,6 +34,7 @@ __all__ = [
     "Journal",
     "LocalBackend",
     "MedianStopping",
+    "PBT",
     "Paused",
     "Pruned",
     "RandomSampler",

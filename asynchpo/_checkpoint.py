@@ -30,6 +30,22 @@ def _fs(root: str) -> tuple[Any, str]:
     return fs, path.rstrip("/")
 
 
+def check_writable(root: str) -> None:
+    """``ValueError`` naming ``checkpoint_dir`` unless checkpoints can be written there."""
+    try:
+        fs, base = _fs(root)
+        fs.makedirs(base, exist_ok=True)
+        probe = f"{base}/.asynchpo-{uuid.uuid4().hex}"
+        with fs.open(probe, "wb") as f:
+            f.write(b"")
+        fs.rm(probe)
+    except Exception as exc:  # whatever the file system says: the run would lose its copies
+        raise ValueError(
+            f"checkpoint_dir: {root!r} cannot hold checkpoints ({type(exc).__name__}: {exc}); "
+            "give the study a folder every worker can write, Study(..., checkpoint_dir=...)"
+        ) from None
+
+
 def save(obj: Any, root: str, number: int, seq: int) -> dict[str, str]:
     """Write ``obj`` as trial ``number``'s checkpoint after its report ``seq``; its name
     (relative to ``root``) and SHA-256."""

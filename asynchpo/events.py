@@ -51,6 +51,7 @@ __all__ = [
     "TrialFailed",
     "TrialInterrupted",
     "TrialCheckpointed",
+    "TrialForked",
     "TrialPaused",
     "TrialPruned",
     "TrialReported",
@@ -380,6 +381,7 @@ def _space(value: Any) -> None:
 _BY_NAME: dict[str, _Check] = {
     "number": _integer(0),
     "run": _integer(0),
+    "parent": _integer(0),
     "seq": _integer(0),
     "pid": _integer(0),
     "n_trials": _integer(0),
@@ -572,6 +574,18 @@ class TrialCheckpointed(Event):
 
 
 @dataclass(frozen=True)
+class TrialForked(Event):
+    """The trial (just asked) starts from trial ``parent``'s checkpoint ``name`` (whose
+    bytes hash to ``sha256``): population based training copied a better trial."""
+
+    kind: ClassVar[str] = "trial_forked"
+    number: int = 0
+    parent: int = 0
+    name: str = ""
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
 class TrialPaused(Event):
     """The study's scheduler paused the trial after its report at ``step``; it may be
     resumed later (``TrialRetried`` with ``cause="resumed"``), from its checkpoint."""
@@ -668,6 +682,7 @@ class _Record:
     snapshot: Trial | None = None
     paused_at: int | None = None  # the step of its last pause
     checkpoint: dict[str, str] | None = None  # its latest: name, sha256
+    parent: int | None = None  # the trial whose checkpoint it started from
 
 
 class StudyState:
@@ -737,6 +752,7 @@ class StudyState:
                 finished_at=rec.finished_at,
                 error=rec.error,
                 failure=rec.failure,
+                parent=rec.parent,
             )
         return rec.snapshot
 
@@ -1003,6 +1019,12 @@ class StudyState:
 
     def _on_trial_checkpointed(self, e: TrialCheckpointed, rec: _Record) -> None:
         rec.checkpoint = {"name": e.name, "sha256": e.sha256}
+
+    def _on_trial_forked(self, e: TrialForked, rec: _Record) -> str | None:
+        if e.parent not in self._records or e.parent == rec.number:
+            return f"trial_forked of trial {rec.number}: no trial {e.parent} to start from"
+        rec.checkpoint, rec.parent = {"name": e.name, "sha256": e.sha256}, e.parent
+        return None
 
     def _on_trial_paused(self, e: TrialPaused, rec: _Record) -> None:
         if rec.state is not TrialState.RUNNING:

@@ -568,10 +568,11 @@ class Journal:
         params: Sequence[Mapping[str, Any]],
         run: int | None,
         before: Sequence[Event] = (),
+        after: Callable[[list[int]], Sequence[Event]] | None = None,
     ) -> list[int]:
         """New trials with these parameters, numbered and recorded atomically; ``before``
         (events that ask no trial, such as a round's results) goes in the same transaction,
-        ahead of them."""
+        ahead of them, and ``after(numbers)`` (what more there is to say of them) behind."""
         if any(isinstance(e, TrialAsked) for e in before):
             raise ValueError("before: trials are asked by ask itself, not passed to it")
 
@@ -585,6 +586,7 @@ class Journal:
                     TrialAsked(time=t, number=n0 + i, params=dict(p), run=run)
                     for i, p in enumerate(params)
                 ),
+                *(after([n0 + i for i in range(len(params))]) if after is not None else ()),
             ]
 
         with self._lock:

@@ -562,6 +562,10 @@ class Study:
         backend.check_objective(objective)  # before any trial is asked
         if self.scheduler is not None:
             backend.check_scheduler(self.scheduler)
+            if self.scheduler.needs_checkpoints:
+                from asynchpo._checkpoint import check_writable
+
+                check_writable(self.checkpoint_dir)
         if self._driver is not None:
             raise RuntimeError(f"study {self.name!r} is already running an optimize call")
         return Driver(

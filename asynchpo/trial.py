@@ -66,6 +66,8 @@ class Trial:
         asked_at, started_at, finished_at: Clock times (seconds), None until they happen.
         error: Why it failed or was interrupted, as text.
         failure: For failed trials, the kind of failure.
+        parent: The trial whose checkpoint it started from (population based training), if
+            any.
     """
 
     number: int
@@ -81,6 +83,7 @@ class Trial:
     finished_at: float | None = None
     error: str | None = None
     failure: Failure | None = None
+    parent: int | None = None
 
     @property
     def duration(self) -> float | None:

@@ -20,6 +20,7 @@ from asynchpo.events import (
     TrialCheckpointed,
     TrialCompleted,
     TrialFailed,
+    TrialForked,
     TrialPaused,
     TrialPruned,
     TrialReported,
@@ -198,6 +199,42 @@ class Driver:
         )
         self.backend.submit(job)
 
+    def _start_proposals(self, max_concurrent: int, left: int | None) -> int:
+        """Start the new trials the scheduler proposes (copies of better trials), at most
+        ``left``; how many were started."""
+        assert self.scheduling is not None
+        name = type(self.scheduling.scheduler).__name__
+        started = 0
+        while len(self._running) < max_concurrent and (left is None or started < left):
+            proposal = self.scheduling.propose()
+            if proposal is None:
+                break
+            try:
+                params = self.journal.space.check(proposal.params)
+            except ValueError as exc:
+                raise ValueError(f"{name}.propose: {exc}") from None
+            after = None if proposal.parent is None else self._fork(proposal.parent, name)
+            self._flush()
+            (number,) = self.journal.ask([params], self.run_id, after=after)
+            self._act()
+            started += 1
+            self._submit(number, 1)
+        return started
+
+    def _fork(self, parent: int, name: str) -> Callable[[list[int]], list[Event]]:
+        """What says that the trial asked starts from ``parent``'s latest checkpoint."""
+        saved = self.journal.query(
+            lambda s: s.checkpoint_of(parent) if s.has_trial(parent) else None
+        )
+        if saved is None:
+            raise ValueError(
+                f"checkpoint: {name} copies trial {parent}, which saved no checkpoint; call "
+                "asynchpo.checkpoint(state) in the objective before each asynchpo.report(...), "
+                "and start from asynchpo.restore()"
+            )
+        now = self.backend.now()
+        return lambda numbers: [TrialForked(time=now, number=numbers[0], parent=parent, **saved)]
+
     def _resume_paused(self, max_concurrent: int, idle: bool) -> None:
         """Fill free slots with the paused trials the scheduler wants to go on; ``idle``:
         no new trial will be asked for them."""
@@ -276,6 +313,9 @@ class Driver:
                 if self.scheduling is not None and not self._stop:
                     spent = exhausted or (cfg.n_trials is not None and asked >= cfg.n_trials)
                     self._resume_paused(max_concurrent, idle=spent and asking is None)
+                    left = None if cfg.n_trials is None else cfg.n_trials - asked
+                    if asking is None and (left is None or left > 0):
+                        asked += self._start_proposals(max_concurrent, left)
                 want = max_concurrent - len(self._running)
                 if cfg.n_trials is not None:
                     want = min(want, cfg.n_trials - asked)

@@ -17,13 +17,14 @@ from asynchpo.events import (
     TrialAsked,
     TrialCompleted,
     TrialFailed,
+    TrialForked,
     TrialInterrupted,
     TrialPaused,
     TrialPruned,
     TrialReported,
     TrialRetried,
 )
-from asynchpo.schedulers import BaseScheduler, Decision, Progress
+from asynchpo.schedulers import BaseScheduler, Decision, Progress, Proposal
 
 if TYPE_CHECKING:
     from asynchpo.journal import Journal
@@ -54,9 +55,12 @@ class Scheduling:
         self.decisions: list[tuple[int, Decision, int]] = []  # (trial, decision, step)
         self.error: BaseException | None = None  # the scheduler's own, raised by the driver
         self.journal = journal
+        self._asked: int | None = None  # asked just now: forked, if the next event says so
+        self.scheduler.on_study(journal.space)
         self.replaying = True
         journal.follow(self._hear)
         self.replaying = False
+        self.settle()
         self.decisions.clear()  # what was decided before is in the events already
 
     def close(self) -> None:
@@ -76,9 +80,15 @@ class Scheduling:
     def observe(self, event: Event) -> None:
         """Tell the scheduler what ``event`` says; a decision on a report is queued."""
         s = self.scheduler
+        asked, self._asked = self._asked, None
+        if isinstance(event, TrialForked) and event.number == asked:
+            s.on_start(asked, self._params[asked], event.parent)
+            return
+        if asked is not None:  # a trial of its own, not a copy
+            s.on_start(asked, self._params[asked])
         if isinstance(event, TrialAsked):
             self._params[event.number] = dict(event.params)
-            s.on_start(event.number, self._params[event.number])
+            self._asked = event.number
         elif isinstance(event, TrialRetried):  # resumed, or run again from its start
             self._decided.pop(event.number, None)
             self.paused.discard(event.number)
@@ -142,8 +152,25 @@ class Scheduling:
         )
         warnings.warn(self.missing, SchedulerWarning, stacklevel=2)
 
+    def settle(self) -> None:
+        """Tell the scheduler of a trial asked last, if nothing came after it yet."""
+        asked, self._asked = self._asked, None
+        if asked is not None:
+            self.scheduler.on_start(asked, self._params[asked])
+
+    def propose(self) -> Proposal | None:
+        """A new trial the scheduler wants started now, or None."""
+        self.settle()
+        proposal = self.scheduler.propose()
+        if proposal is not None and not isinstance(proposal, Proposal):
+            raise RuntimeError(
+                f"{type(self.scheduler).__name__}.propose returned {proposal!r}, not a Proposal"
+            )
+        return proposal
+
     def resume(self, idle: bool = False) -> int | None:
         """A paused trial the scheduler wants to run on now, or None."""
+        self.settle()
         if not self.paused:
             return None
         number = self.scheduler.resume(frozenset(self.paused), idle=idle)

@@ -5,7 +5,17 @@ implementation to read first.
 """
 
 from asynchpo.schedulers._asha import ASHA, Hyperband
-from asynchpo.schedulers._base import BaseScheduler, Decision, Progress
+from asynchpo.schedulers._base import BaseScheduler, Decision, Progress, Proposal
 from asynchpo.schedulers._median import MedianStopping
+from asynchpo.schedulers._pbt import PBT
 
-__all__ = ["ASHA", "BaseScheduler", "Decision", "Hyperband", "MedianStopping", "Progress"]
+__all__ = [
+    "ASHA",
+    "PBT",
+    "BaseScheduler",
+    "Decision",
+    "Hyperband",
+    "MedianStopping",
+    "Progress",
+    "Proposal",
+]

@@ -95,7 +95,7 @@ class ASHA(BaseScheduler):
         reached = [k for k, losses in enumerate(self._losses) if number in losses]
         return reached[-1] if reached else None
 
-    def on_start(self, number: int, params: Mapping[str, Any]) -> None:
+    def on_start(self, number: int, params: Mapping[str, Any], parent: int | None = None) -> None:
         k = self._paused_at.pop(number, None)
         if k is not None:  # resumed: promoted from the rung it paused at
             self._promoted[k].add(number)
@@ -201,8 +201,8 @@ class Hyperband(BaseScheduler):
             b = self._bracket[number] = int(rng.choice(len(self.brackets), p=self.weights))
         return b
 
-    def on_start(self, number: int, params: Mapping[str, Any]) -> None:
-        self.brackets[self.bracket_of(number)].on_start(number, params)
+    def on_start(self, number: int, params: Mapping[str, Any], parent: int | None = None) -> None:
+        self.brackets[self.bracket_of(number)].on_start(number, params, parent)
 
     def on_report(self, progress: Progress) -> Decision:
         return self.brackets[self.bracket_of(progress.number)].on_report(progress)

@@ -14,9 +14,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asynchpo._checks import short
+
+if TYPE_CHECKING:
+    from asynchpo.space import Space
 
 
 class Decision(str, enum.Enum):
@@ -50,12 +53,22 @@ class Progress:
     metrics: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A new trial a scheduler wants started: these parameters, from the latest checkpoint
+    of trial ``parent`` (None: from scratch)."""
+
+    params: Mapping[str, Any]
+    parent: int | None = None
+
+
 class BaseScheduler(ABC):
     """Decides, on each report of a running trial, whether it goes on.
 
-    Subclasses implement :meth:`on_report`; :meth:`on_start`, :meth:`on_finish` and
-    :meth:`resume` do nothing unless overridden. A scheduler must not read a clock, files or
-    random state it was not seeded with: the same calls must give the same decisions.
+    Subclasses implement :meth:`on_report`; :meth:`on_study`, :meth:`on_start`,
+    :meth:`on_finish`, :meth:`resume` and :meth:`propose` do nothing unless overridden. A
+    scheduler must not read a clock, files or random state it was not seeded with: the
+    same calls must give the same decisions.
 
     Attributes:
         resource: What measures a trial's progress: ``"step"`` (the report's step) or the
@@ -66,8 +79,17 @@ class BaseScheduler(ABC):
     #: Whether :meth:`on_report` may answer ``PAUSE`` (the backend then must resume trials).
     pauses: bool = False
 
-    def on_start(self, number: int, params: Mapping[str, Any]) -> None:  # noqa: B027
-        """Trial ``number`` was asked for (or resumed after a pause)."""
+    #: Whether its trials must save checkpoints (``asynchpo.checkpoint``).
+    needs_checkpoints: bool = False
+
+    def on_study(self, space: Space) -> None:  # noqa: B027
+        """The study's search space, told before anything else."""
+
+    def on_start(  # noqa: B027
+        self, number: int, params: Mapping[str, Any], parent: int | None = None
+    ) -> None:
+        """Trial ``number`` was asked for (or resumed after a pause); ``parent`` is the trial
+        whose checkpoint it starts from, for a trial started from a :class:`Proposal`."""
 
     @abstractmethod
     def on_report(self, progress: Progress) -> Decision:
@@ -82,6 +104,12 @@ class BaseScheduler(ABC):
         (before a new trial is asked for); None for none. ``idle`` says no new trial will
         be started (the budget is spent): the worker idles unless a paused trial resumes.
         It must not change the scheduler's state: :meth:`on_start` hears of the resume."""
+        return None
+
+    def propose(self) -> Proposal | None:
+        """A new trial to start instead of asking the sampler, asked whenever a worker is
+        free; None for none. It must not change the scheduler's state: :meth:`on_start`
+        (with ``parent``) hears when the proposal is started."""
         return None
 
     def __repr__(self) -> str:

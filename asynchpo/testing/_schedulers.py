@@ -43,6 +43,7 @@ def play(
     """Run ``n`` curves through ``scheduler``, ``running`` at a time, interleaved by a
     seeded draw; resumes paused trials when asked; every decision, in order."""
     rng = np.random.default_rng(seed + 1)
+    scheduler.on_study(Space(x=Float(0.0, float(n))))
     data = curves(seed, n)
     step = dict.fromkeys(range(n), 0)
     todo, live = list(range(n)), list[int]()
@@ -102,6 +103,7 @@ class SchedulerContract:
     def test_a_copy_made_midway_decides_as_the_original(self) -> None:
         # its state is a fold: a copy of a half-fed scheduler goes on exactly alike
         s = self.make()
+        s.on_study(Space(x=Float(0.0, 6.0)))
         data = curves(5, 6)
         for t in range(5):
             for n in range(6):
@@ -128,6 +130,7 @@ class SchedulerContract:
 
     def test_the_best_trial_so_far_is_never_stopped(self) -> None:
         s = self.make()
+        s.on_study(Space(x=Float(0.0, 25.0)))
         best: dict[int, float] = {}  # step -> best loss seen there
         for number, losses in enumerate(curves(7, 25)):
             for t, loss in enumerate(losses, 1):
@@ -146,11 +149,14 @@ class SchedulerContract:
 
     def test_a_study_runs_under_it_and_saves_resource(self) -> None:
         def curve(params: dict[str, float]) -> float:
-            floor = (params["x"] - 0.3) ** 2
-            for t in range(1, MAX_RESOURCE + 1):
-                loss = floor + 1.0 / t
-                from asynchpo import report
+            from asynchpo import checkpoint, report, restore
 
+            start = restore() or 0
+            floor = (params["x"] - 0.3) ** 2
+            loss = floor + 1.0
+            for t in range(start + 1, MAX_RESOURCE + 1):
+                loss = floor + 1.0 / t
+                checkpoint(t)
                 report(t, value=loss)
             return loss
 

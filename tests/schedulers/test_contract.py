@@ -30,3 +30,8 @@ class TestHyperband(SchedulerContract):
 class TestHyperbandPromotion(SchedulerContract):
     def make(self) -> ah.Hyperband:
         return ah.Hyperband(MAX_RESOURCE, mode="promotion", reduction_factor=2)
+
+
+class TestPBT(SchedulerContract):
+    def make(self) -> ah.PBT:
+        return ah.PBT(perturbation_interval=3, seed=2)

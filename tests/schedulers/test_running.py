@@ -232,3 +232,75 @@ def test_a_stopped_trial_that_reports_no_more_is_cancelled_as_pruned():
     assert [t.state for t in study.trials] == [ah.TrialState.PRUNED] * 2
     assert all(t.reports[-1].step == 3 for t in study.trials)
     assert took < 20
+
+
+def lineage(params):
+    """Training whose state remembers how many trials it went through."""
+    state = ah.restore() or {"epoch": 0, "loss": 1.0, "depth": 0}
+    state = {**state, "depth": state["depth"] + 1}
+    for epoch in range(state["epoch"] + 1, 31):
+        state = {**state, "epoch": epoch, "loss": state["loss"] * (0.5 + params["x"] / 2)}
+        ah.checkpoint(state)
+        ah.report(epoch, value=state["loss"], depth=state["depth"])
+    return state["loss"]
+
+
+def _pbt_study(storage=None):
+    study = ah.Study(
+        SPACE,
+        sampler=ah.RandomSampler(seed=0),
+        scheduler=ah.PBT(perturbation_interval=5, seed=0),
+        storage=storage,
+    )
+    backend = ah.SimulatedBackend(n_workers=8, step_duration=1.0, seed=0)
+    study.optimize(lineage, n_trials=30, backend=backend, progress=False)
+    return study
+
+
+def test_pbt_copies_a_better_trial_from_its_checkpoint(tmp_path):
+    study = _pbt_study(tmp_path / "pbt.db")
+    trials = {t.number: t for t in study.trials}
+    copies = [t for t in trials.values() if t.parent is not None]
+    assert copies, "no trial was copied"
+    trained = [t for t in copies if t.reports]  # (a copy of a trial at its end has none)
+    assert trained
+    for child in trained:
+        parent = trials[child.parent]
+        first = child.reports[0]
+        # it started from the parent's state: one trial deeper, epochs counting on from a
+        # checkpoint the parent had saved, at a loss the parent had reached
+        assert first.metrics["depth"] == parent.reports[0].metrics["depth"] + 1
+        assert first.step > 1
+        before = next(r for r in parent.reports if r.step == first.step - 1)
+        assert first.metrics["value"] == pytest.approx(
+            before.metrics["value"] * (0.5 + child.params["x"] / 2)
+        )
+        assert child.params != parent.params
+    assert len(study.get_trials([ah.TrialState.PRUNED])) >= len(copies)
+    # PBT's draws are seeded: the same study again is the same
+    assert [t.params for t in _pbt_study().trials] == [t.params for t in study.trials]
+
+
+def test_pbt_without_checkpoints_says_so():
+    def no_checkpoints(params):
+        for epoch in range(1, 31):
+            ah.report(epoch, value=params["x"] / epoch)
+        return params["x"]
+
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), scheduler=ah.PBT(5))
+    with pytest.raises(ValueError, match=r"checkpoint: PBT copies trial \d+, which saved no"):
+        study.optimize(
+            no_checkpoints,
+            n_trials=20,
+            backend=ah.SimulatedBackend(8, step_duration=1.0),
+            progress=False,
+        )
+
+
+def test_pbt_with_a_checkpoint_folder_it_cannot_write_stops_before_any_trial(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    study = ah.Study(SPACE, scheduler=ah.PBT(5), checkpoint_dir=blocker / "sub")
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        study.optimize(lineage, n_trials=4, backend=ah.SimulatedBackend(2, step_duration=1.0))
+    assert study.trials == []

@@ -111,3 +111,47 @@ def test_bad_arguments_are_refused_naming_them(make, named):
 def test_a_study_refuses_what_is_not_a_scheduler():
     with pytest.raises(TypeError, match="scheduler"):
         ah.Study(ah.Space(x=ah.Float(0, 1)), scheduler="asha")  # type: ignore[arg-type]
+
+
+def test_pbt_replaces_the_worst_with_a_perturbed_copy_of_one_of_the_best():
+    space = ah.Space(
+        lr=ah.Float(1e-4, 1.0, log=True), units=ah.Int(8, 64), act=ah.Categorical(["a", "b", "c"])
+    )
+    s = ah.PBT(perturbation_interval=2, quantile=0.25, resample_probability=0.0)
+    s.on_study(space)
+    params = {n: {"lr": 10.0 ** -(n % 4 + 1), "units": 16 + n, "act": "b"} for n in range(8)}
+    for n in range(8):
+        s.on_start(n, params[n])
+    for n in range(7):  # trials 0..6 report, each better than those before it
+        assert s.on_report(Progress(n, params[n], 2, 2.0, 7.0 - n, {})) is Decision.CONTINUE
+    assert s.propose() is None
+    # trial 7 is the worst of eight: the worst quarter (2) holds it; it makes way for a copy
+    assert s.on_report(Progress(7, params[7], 2, 2.0, 9.0, {})) is Decision.STOP
+    proposal = s.propose()
+    assert proposal is not None and proposal.parent in (5, 6)  # from the best quarter
+    parent = params[proposal.parent]
+    ratio = proposal.params["lr"] / parent["lr"]
+    assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.2)
+    assert proposal.params["act"] in ("a", "c") and 8 <= proposal.params["units"] <= 64
+    assert s.propose() == proposal  # asking changes nothing
+    s.on_start(8, proposal.params, parent=proposal.parent)  # the copy started
+    assert s.propose() is None
+    # a trial is looked at once per interval: not again before step 4
+    assert s.on_report(Progress(6, params[6], 3, 3.0, 99.0, {})) is Decision.CONTINUE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"perturbation_interval": 0}, "perturbation_interval"),
+        ({"perturbation_interval": 2, "quantile": 0.6}, "quantile"),
+        ({"perturbation_interval": 2, "quantile": 0}, "quantile"),
+        ({"perturbation_interval": 2, "resample_probability": 1.5}, "resample_probability"),
+        ({"perturbation_interval": 2, "perturb": ()}, "perturb"),
+        ({"perturbation_interval": 2, "perturb": (0.8, -1)}, "perturb"),
+        ({"perturbation_interval": 2, "seed": 1.5}, "seed"),
+    ],
+)
+def test_pbt_refuses_bad_arguments_naming_them(kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        ah.PBT(**kwargs)

@@ -1,0 +1,150 @@
+"""Population based training (Jaderberg et al., 2017), asynchronous."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from asynchpo._checks import short
+from asynchpo.schedulers._base import (
+    BaseScheduler,
+    Decision,
+    Progress,
+    Proposal,
+    check_number,
+    check_resource,
+)
+from asynchpo.space import Categorical, Float, Int, Space
+
+
+class PBT(BaseScheduler):
+    """Every ``perturbation_interval`` of resource, a trial in the worst ``quantile`` of the
+    population is stopped and replaced by a copy of one of the best: a new trial that
+    starts from the better trial's latest checkpoint (exploit) with its parameters
+    perturbed or resampled (explore). The copy goes on counting resource where its parent
+    was, so a population trains on while its hyperparameters adapt.
+
+    The objective must save checkpoints (``asynchpo.checkpoint``) and start from
+    ``asynchpo.restore()``; each copy is a new trial of the study, counted in ``n_trials``.
+
+    Args:
+        perturbation_interval: Resource between two looks at a trial.
+        resource: ``"step"``, or the reported metric that measures progress.
+        quantile: The share of the population copied from (the best) and replaced (the
+            worst), in ``(0, 0.5]``.
+        resample_probability: Chance that a parameter is drawn anew rather than perturbed.
+        perturb: The factors a number is multiplied by, one drawn at random (a categorical
+            moves to a neighbouring choice).
+        seed: Seed of the draws.
+
+    Example:
+        >>> import asynchpo as ah
+        >>> ah.PBT(perturbation_interval=4)
+        PBT(perturbation_interval=4, resource='step', quantile=0.25)
+    """
+
+    needs_checkpoints = True
+
+    def __init__(
+        self,
+        perturbation_interval: float,
+        *,
+        resource: str = "step",
+        quantile: float = 0.25,
+        resample_probability: float = 0.25,
+        perturb: tuple[float, ...] = (0.8, 1.2),
+        seed: int = 0,
+    ):
+        self.resource = check_resource(resource)
+        self.interval = check_number("perturbation_interval", perturbation_interval, above=0)
+        self.quantile = check_number("quantile", quantile, above=0)
+        if self.quantile > 0.5:
+            raise ValueError(f"quantile must be in (0, 0.5], got {short(quantile)}")
+        p = check_number("resample_probability", resample_probability)
+        if p > 1:
+            raise ValueError(f"resample_probability must be in [0, 1], got {short(p)}")
+        self.resample_probability = p
+        if (
+            not isinstance(perturb, (tuple, list))
+            or not perturb
+            or not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < math.inf
+                for f in perturb
+            )
+        ):
+            raise ValueError(f"perturb must be factors > 0, e.g. (0.8, 1.2), got {short(perturb)}")
+        self.perturb = tuple(float(f) for f in perturb)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {short(seed)}")
+        self.seed = seed
+        self.space: Space | None = None
+        self._params: dict[int, dict[str, Any]] = {}
+        self._score: dict[int, float] = {}  # trial -> its loss at its latest look
+        self._looked: dict[int, float] = {}  # trial -> resource of its latest look
+        self._alive: set[int] = set()
+        self._wanted: list[Proposal] = []  # copies decided on, not yet started
+        self._forks = 0
+
+    def on_study(self, space: Space) -> None:
+        self.space = space
+
+    def on_start(self, number: int, params: Mapping[str, Any], parent: int | None = None) -> None:
+        self._params[number] = dict(params)
+        self._alive.add(number)
+        if parent is not None:
+            for i, wanted in enumerate(self._wanted):
+                if wanted.parent == parent:
+                    del self._wanted[i]
+                    break
+            self._looked[number] = self._looked.get(parent, 0.0)
+
+    def on_finish(self, number: int, loss: float | None) -> None:
+        self._alive.discard(number)
+        # a copy of a trial that ended has nothing left to train: the sampler fills its slot
+        self._wanted = [w for w in self._wanted if w.parent != number]
+
+    def on_report(self, progress: Progress) -> Decision:
+        n, loss = progress.number, progress.loss
+        if loss is None or progress.resource < self._looked.get(n, 0.0) + self.interval:
+            return Decision.CONTINUE
+        self._looked[n] = progress.resource
+        self._score[n] = loss
+        ranked = sorted(
+            (m for m in self._alive if m in self._score), key=lambda m: (self._score[m], m)
+        )
+        k = math.floor(len(ranked) * self.quantile)
+        if k < 1 or n not in ranked[-k:]:
+            return Decision.CONTINUE
+        rng = np.random.default_rng([self.seed, n, self._forks])
+        self._forks += 1
+        parent = ranked[int(rng.integers(k))]
+        self._wanted.append(Proposal(self._explore(self._params[parent], rng), parent))
+        self._alive.discard(n)
+        return Decision.STOP
+
+    def _explore(self, params: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        assert self.space is not None, "the study's space comes with its first event"
+        out = dict(params)
+        for name, dist in self.space.items():
+            if rng.random() < self.resample_probability:
+                out[name] = dist.decode(float(rng.random()))
+            elif isinstance(dist, Categorical):
+                i = dist.choices.index(out[name]) + int(rng.choice([-1, 1]))
+                out[name] = dist.choices[min(max(i, 0), len(dist.choices) - 1)]
+            elif isinstance(dist, (Float, Int)):
+                x = float(out[name]) * float(rng.choice(self.perturb))
+                x = min(max(x, dist.low), dist.high)
+                out[name] = dist.decode(dist.encode(round(x) if isinstance(dist, Int) else x))
+        return self.space.check(out)
+
+    def propose(self) -> Proposal | None:
+        return self._wanted[0] if self._wanted else None
+
+    def __repr__(self) -> str:
+        return (
+            f"PBT(perturbation_interval={self.interval:g}, resource={self.resource!r}, "
+            f"quantile={self.quantile:g})"
+        )
