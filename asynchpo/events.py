@@ -654,6 +654,10 @@ class _Rows:
             self._keys[i] = last
             self._where[last] = i
 
+    def keys(self) -> list[int]:
+        """The keys, in the order of the rows."""
+        return list(self._keys)
+
     def array(self) -> np.ndarray:
         """A read-only view of the rows, shape `n x d`."""
         view = self._data[: len(self._keys)]
@@ -802,6 +806,11 @@ class StudyState:
     def sign(self) -> float:
         """+1 to minimize, -1 to maximize: ``sign() * value`` is always minimized."""
         return 1.0 if self.direction == "minimize" else -1.0
+
+    def pending_numbers(self) -> list[int]:
+        """The running trials, in the order of the rows of ``observations()``'s pending."""
+        assert self._pending is not None
+        return self._pending.keys()
 
     def observations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Unit-cube arrays ``(X, y, X_failed, X_pending)``; ``y`` oriented to minimize.

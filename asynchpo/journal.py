@@ -37,7 +37,7 @@ from asynchpo.events import (
     TrialCompleted,
     TrialInterrupted,
 )
-from asynchpo.samplers._base import History
+from asynchpo.samplers._base import Fidelity, History
 from asynchpo.space import Space
 from asynchpo.storage import (
     BaseStorage,
@@ -387,14 +387,19 @@ class Journal:
         with self._lock:
             self._catch_up()
 
-    def snapshot(self) -> tuple[History, np.ndarray]:
+    def snapshot(
+        self, fidelity: Callable[[list[int]], Fidelity] | None = None
+    ) -> tuple[History, np.ndarray]:
         """The sampler's input, copied under the lock: the history, and the running trials'
-        points (`p x d`). Later events never change them."""
+        points (`p x d`). Later events never change them. ``fidelity(running trials)``, if
+        given, adds their results at several resources (made under the same lock, so that
+        the two agree)."""
         with self._lock:
             s = self._state
             assert s.space is not None
             X, y, X_failed, pending = s.observations()
-            history = History(s.space, X.copy(), y.copy(), X_failed.copy(), s.n_trials)
+            fid = None if fidelity is None else fidelity(s.pending_numbers())
+            history = History(s.space, X.copy(), y.copy(), X_failed.copy(), s.n_trials, fid)
             return history, pending.copy()
 
     def follow(self, listener: Callable[[Event], None]) -> None:

@@ -274,6 +274,8 @@ class Driver:
             )
             if self.scheduler is not None:
                 self.scheduling = Scheduling(self.scheduler, journal)
+                if self.scheduling.levels and self.suggester.sampler.multi_fidelity:
+                    self.suggester.fidelity = self.scheduling.fidelity
         except BaseException as exc:
             if self.run_id >= 0:
                 journal.end_run("error", error=f"the scheduler could not replay the study: {exc}")
@@ -385,6 +387,7 @@ class Driver:
             finally:
                 if self.scheduling is not None:
                     self.scheduling.close()
+                    self.suggester.fidelity = None
                 await backend.close()
             if unrecorded is not None and not raising:
                 raise unrecorded

@@ -7,10 +7,13 @@ decides exactly as the lost one would have.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import warnings
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from asynchpo.events import (
     Event,
@@ -24,6 +27,7 @@ from asynchpo.events import (
     TrialReported,
     TrialRetried,
 )
+from asynchpo.samplers import Fidelity
 from asynchpo.schedulers import BaseScheduler, Decision, Progress, Proposal
 
 if TYPE_CHECKING:
@@ -56,6 +60,17 @@ class Scheduling:
         self.error: BaseException | None = None  # the scheduler's own, raised by the driver
         self.journal = journal
         self._asked: int | None = None  # asked just now: forked, if the next event says so
+        # results at the scheduler's rungs, for a multi-fidelity sampler (append only)
+        self.space = journal.space
+        levels = self.scheduler.levels()
+        self.levels = [float(v) for v in levels] if levels else []
+        lo, hi = (self.levels[0], self.levels[-1]) if self.levels else (1.0, 1.0)
+        self._z = [
+            1.0 if hi <= lo else math.log(v / lo) / math.log(hi / lo) for v in self.levels
+        ]
+        self._reached: dict[int, int] = {}  # trial -> the highest level it has a result at
+        self._fid: list[tuple[int, float, float]] = []  # (trial, z, loss)
+        self._encoded: dict[int, Any] = {}
         self.scheduler.on_study(journal.space)
         self.replaying = True
         journal.follow(self._hear)
@@ -107,19 +122,32 @@ class Scheduling:
             if isinstance(event, TrialCompleted):
                 value = _number(event.values.get(self.objective))
                 loss = None if value is None else self.sign * value
+                if loss is not None and self.levels:
+                    self._reach(event.number, len(self.levels) - 1, loss)
             s.on_finish(event.number, loss)
         elif isinstance(event, TrialInterrupted):
             self._decided.pop(event.number, None)
 
+    def _reach(self, number: int, level: int, loss: float) -> None:
+        """Trial ``number``'s result on reaching level ``level`` (and any it skipped)."""
+        reached = self._reached.get(number, -1)
+        if level > reached:
+            self._reached[number] = level
+            self._fid.append((number, self._z[level], loss))
+
     def _report(self, event: TrialReported) -> Decision | None:
-        if event.number in self._decided:
-            return None  # decided already: what it reports on the way out changes nothing
         s = self.scheduler
         if s.resource == "step":
             resource: float | None = float(event.step)
         else:
             resource = _number(event.metrics.get(s.resource))
         value = _number(event.metrics.get(self.objective))
+        if self.levels and resource is not None and value is not None:
+            k = bisect.bisect_right(self.levels, resource * (1 + 1e-12)) - 1
+            if k >= 0:
+                self._reach(event.number, k, self.sign * value)
+        if event.number in self._decided:
+            return None  # decided already: what it reports on the way out changes nothing
         if resource is None:
             self._say_missing(event, f"resource {s.resource!r}")
             return None
@@ -151,6 +179,25 @@ class Scheduling:
             f"(it holds {names}); the scheduler leaves such trials running"
         )
         warnings.warn(self.missing, SchedulerWarning, stacklevel=2)
+
+    def fidelity(self, running: list[int]) -> Fidelity:
+        """The results at the rungs so far, and the rung each of ``running`` heads for
+        (called under the journal's lock, like the listener that keeps them)."""
+        d = self.space.dim
+        rows = []
+        for number, _, _ in self._fid:
+            x = self._encoded.get(number)
+            if x is None:
+                x = self._encoded[number] = self.space.encode(self._params[number])
+            rows.append(x)
+        top = len(self.levels) - 1
+        heading = [self._z[min(self._reached.get(n, -1) + 1, top)] for n in running]
+        return Fidelity(
+            X=np.array(rows, dtype=float).reshape(len(rows), d),
+            z=np.array([z for _, z, _ in self._fid], dtype=float),
+            y=np.array([y for _, _, y in self._fid], dtype=float),
+            pending_z=np.array(heading, dtype=float),
+        )
 
     def settle(self) -> None:
         """Tell the scheduler of a trial asked last, if nothing came after it yet."""

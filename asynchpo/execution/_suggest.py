@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +15,7 @@ from asynchpo.samplers import BaseSampler
 if TYPE_CHECKING:
     from asynchpo.events import Event
     from asynchpo.journal import Journal
+    from asynchpo.samplers import Fidelity
 
 
 class Suggester:
@@ -30,6 +31,9 @@ class Suggester:
         if not isinstance(sampler, BaseSampler):
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")
         self.journal, self.sampler = journal, sampler
+        #: Results at several resources for a multi-fidelity sampler, while a run's
+        #: scheduler keeps them (see ``Scheduling.fidelity``).
+        self.fidelity: Callable[[list[int]], Fidelity] | None = None
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -43,7 +47,7 @@ class Suggester:
         """
         space = self.journal.space
         with self._lock:
-            history, pending = self.journal.snapshot()
+            history, pending = self.journal.snapshot(self.fidelity)
             U = np.asarray(self.sampler.suggest(history, pending, n), dtype=float)
             if U.ndim != 2 or U.shape[1] != space.dim or len(U) > n or not np.isfinite(U).all():
                 raise RuntimeError(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from asynchpo.samplers._base import BaseSampler, History
+from asynchpo.samplers._base import BaseSampler, Fidelity, History
 from asynchpo.samplers._gp import GPSampler
 from asynchpo.samplers._grid import GridSampler
 from asynchpo.samplers._random import RandomSampler
 from asynchpo.samplers._sobol import SobolSampler
 
-__all__ = ["BaseSampler", "GPSampler", "GridSampler", "History", "RandomSampler", "SobolSampler"]
+__all__ = [
+    "BaseSampler",
+    "Fidelity",
+    "GPSampler",
+    "GridSampler",
+    "History",
+    "RandomSampler",
+    "SobolSampler",
+]

@@ -12,6 +12,29 @@ from asynchpo.space import Space
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """Results at several amounts of resource (epochs), for samplers that model them.
+
+    Given when the study's scheduler compares trials at rungs (``ASHA``, ``Hyperband``):
+    every result a trial had on reaching a rung, and each complete trial's at the end, in
+    the order they came (later calls only append).
+
+    Attributes:
+        X: The trials' points, `m x d` (a trial once per rung it reached).
+        z: The resource of each result on a log scale: 0 at the first rung, 1 at the
+            scheduler's ``max_resource``, `m`.
+        y: The objective there, oriented to be minimized, `m`.
+        pending_z: For each running trial (the rows of ``pending``), the ``z`` of the rung
+            it is heading for.
+    """
+
+    X: np.ndarray
+    z: np.ndarray
+    y: np.ndarray
+    pending_z: np.ndarray
+
+
+@dataclass(frozen=True)
 class History:
     """What a sampler knows of the study, as unit-cube arrays.
 
@@ -22,6 +45,8 @@ class History:
             negated), `n`.
         X_failed: Failed trials' points, `f x d`: no value, but not worth repeating.
         n_asked: How many trials the study has asked so far, from every source.
+        fidelity: Intermediate results at the scheduler's rungs, for a sampler whose
+            ``multi_fidelity`` is True; None otherwise.
     """
 
     space: Space
@@ -29,6 +54,7 @@ class History:
     y: np.ndarray
     X_failed: np.ndarray
     n_asked: int
+    fidelity: Fidelity | None = None
 
 
 class BaseSampler(ABC):
@@ -55,6 +81,9 @@ class BaseSampler(ABC):
     #: Whether ``suggest`` is always quick (well under a millisecond, as random or grid
     #: points are): the driver then calls it on its event loop instead of a thread of its own.
     cheap: ClassVar[bool] = False
+    #: Whether it models results at several resources (``History.fidelity``): a study
+    #: whose scheduler compares trials at rungs then gives it their results there.
+    multi_fidelity: ClassVar[bool] = False
 
     @abstractmethod
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:

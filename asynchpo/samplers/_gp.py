@@ -59,6 +59,29 @@ def _submit_fit(FX: np.ndarray, y: np.ndarray, start: Hyper | None) -> Future[tu
     return _THREADS.submit(_fit, FX, y, start)
 
 
+class _WithFidelity:
+    """GP inputs with one more column, the resource ``z`` (0 at the first rung, 1 at the
+    end): points of the space alone (`n x d`, the candidates) are taken at ``z = 1``, the
+    full resource; points with their ``z`` (`n x (d + 1)`: results, running trials) as they
+    are. The acquisition thus scores where a trial would end, from results at every rung."""
+
+    def __init__(self, inner: Features):
+        self.inner, self.space = inner, inner.space
+        self.d, self.dim = inner.space.dim, inner.dim + 1
+        self.free, self.free_inputs = inner.free, inner.free_inputs  # z is not searched
+
+    def snap(self, U: np.ndarray) -> np.ndarray:
+        U = np.asarray(U, dtype=float)
+        if U.shape[1] == self.d:
+            return self.inner.snap(U)
+        return np.hstack([self.inner.snap(U[:, : self.d]), np.clip(U[:, self.d :], 0.0, 1.0)])
+
+    def __call__(self, U: np.ndarray) -> np.ndarray:
+        U = np.asarray(U, dtype=float)
+        z = np.ones((len(U), 1)) if U.shape[1] == self.d else U[:, self.d :]
+        return np.hstack([self.inner(U[:, : self.d]), z])
+
+
 class GPSampler(BaseSampler):
     """Bayesian optimization with a Gaussian process, for trials that finish in any order.
 
@@ -98,6 +121,12 @@ class GPSampler(BaseSampler):
     computed on one BLAS thread (with ``threadpoolctl`` installed), so that the fitting
     process or the trials busy on the other cores do not stall them.
 
+    Under a scheduler that compares trials at rungs (``ASHA``, ``Hyperband``), the GP is
+    one joint model over the configuration and the resource (log scale), fitted to every
+    result a trial had at a rung: a new configuration is chosen for its expected
+    improvement at the full resource, inferred from all the early results, and each running
+    trial is fantasized at the rung it is heading for.
+
     Args:
         acquisition: ``"log_ei"`` (log expected improvement, default), ``"ucb"`` (lower
             confidence bound) or ``"thompson"`` (a posterior draw per suggestion: diverse
@@ -124,6 +153,8 @@ class GPSampler(BaseSampler):
         >>> abs(study.best_params["x"] - 1) < 0.1
         True
     """
+
+    multi_fidelity = True
 
     def __init__(
         self,
@@ -155,11 +186,12 @@ class GPSampler(BaseSampler):
         self._design = SobolSampler(seed=seed)
         self._rng = np.random.default_rng(seed)
         self._space: Space | None = None
+        self._mf = False  # modelling results at several resources (History.fidelity)
         self._producer = Producer(lambda history, pending: self._compute(history, pending, 1)[0])
         self._reset()
 
     def _reset(self) -> None:
-        self._features: Features | None = None
+        self._features: Features | _WithFidelity | None = None
         self._post: Posterior | None = None
         self._warp = Warp()
         self._hyper: Hyper | None = None
@@ -310,8 +342,15 @@ class GPSampler(BaseSampler):
 
             screen = None
         else:
-            # log EI's bar: the least output, as far as the model believes it (UCB has none)
-            best = post.incumbent() if self.acquisition == "log_ei" else np.nan
+            # log EI's bar: the least output, as far as the model believes it (UCB has none);
+            # across resources, the least the model expects at the end of a trial seen
+            best = np.nan
+            if self.acquisition == "log_ei" and self._mf:
+                at_end = post.X.copy()
+                at_end[:, -1] = 1.0
+                best = float(post.predict(at_end)[0].min())
+            elif self.acquisition == "log_ei":
+                best = post.incumbent()
             dev = fantasy.to(ns)  # only the scores need the factor on the device
 
             def score(U: np.ndarray) -> np.ndarray:
@@ -363,31 +402,53 @@ class GPSampler(BaseSampler):
         return score, gradient, screen
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
-        space = history.space
-        if space is not self._space:  # a new study: let the point under way end first
+        space, fid = history.space, history.fidelity
+        mf = fid is not None and len(fid.y) > 0
+        if space is not self._space or mf != self._mf:
+            # a new study, or the first results at a rung: let the point under way end first
             self._producer.drain()
-            self._space = space
+            self._space, self._mf = space, mf
             self._reset()
-            self._features = Features(space)
+            self._features = _WithFidelity(Features(space)) if mf else Features(space)
             child().start()  # torch loads there while the design runs
         # the first W asks of W workers are design points anyway: count them in
         d = space.dim
         n_initial = self.n_initial or max(d + 1, int(np.clip(2 * d + 2, 6, 20)) - len(pending))
-        if (self._post is None and len(history.y) < n_initial) or n == 0:
+        seen = len(history.y) if fid is None else len(fid.y)
+        if (self._post is None and seen < n_initial) or n == 0:
             return self._design.suggest(history, pending, n)
         running = len(pending) + n
         extra = int(bool(self.prefetch) or (self.prefetch is None and running >= 4))
-        snapshot = History(
-            space, history.X.copy(), history.y.copy(), history.X_failed.copy(), history.n_asked
-        )
+        done = [history.X, history.X_failed, pending]
+        if fid is not None and mf:
+            done.append(fid.X)
+            snapshot = History(
+                space,
+                np.hstack([fid.X, fid.z[:, None]]),
+                fid.y.copy(),
+                history.X_failed.copy(),
+                history.n_asked,
+            )
+            pending = np.hstack([pending, fid.pending_z[:, None]])
+        else:
+            snapshot = History(
+                space, history.X.copy(), history.y.copy(), history.X_failed.copy(), history.n_asked
+            )
         assert self._features is not None
-        taken = self._features.snap(np.vstack([history.X, history.X_failed, pending]))
+        taken = self._features.snap(np.vstack(done))
 
         def free(u: np.ndarray) -> bool:
             return not len(taken) or not (np.abs(taken - u).max(axis=1) < 1e-9).any()
 
         return self._producer.request(
-            snapshot, pending.copy(), n, extra, settle=self.seed is not None, free=free
+            snapshot,
+            pending.copy(),
+            n,
+            extra,
+            settle=self.seed is not None,
+            free=free,
+            # a point handed out runs: towards the first rung, when results come at rungs
+            as_pending=(lambda u: np.append(u, 0.0)) if mf else (lambda u: u),
         )
 
     def _compute(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
@@ -405,12 +466,14 @@ class GPSampler(BaseSampler):
         drawn = self._drawn(len(pending))  # the first point's; later ones count it too
         size, n_anchor, n_local, n_iter = self._budget(len(history.y) + len(pending), drawn)
         base = self._candidates(space.dim, size)
+        d = space.dim
         top = np.argsort(history.y)[: min(5, len(history.y))]
-        anchors = history.X[top]
-        taken = snap(np.vstack([history.X, history.X_failed, pending]))
+        anchors = history.X[top][:, :d]
+        taken = snap(np.vstack([history.X[:, :d], history.X_failed, pending[:, :d]]))
         chosen: list[np.ndarray] = []
+        heads: list[np.ndarray] = []  # the chosen, as running trials (heading for the first rung)
         for _ in range(n):
-            P = snap(np.vstack([pending, *chosen])) if len(pending) or chosen else pending
+            P = snap(np.vstack([pending, *heads])) if len(pending) or heads else pending
             fantasy = post.fantasize(self._features(P))
             score, gradient, screen = self._scorer(post, fantasy, P)
             avoid = np.vstack([taken, *chosen]) if chosen else taken
@@ -423,7 +486,7 @@ class GPSampler(BaseSampler):
                 self._rng,
                 n_local=n_local,
                 n_anchor=n_anchor,
-                busy=P,
+                busy=P[:, :d],
                 gradient=gradient if n_iter else None,
                 free=self._features.free,
                 n_polish=2,
@@ -432,6 +495,7 @@ class GPSampler(BaseSampler):
                 n_screen=_SCREENED,
             )
             chosen.append(u[None, :])
+            heads.append(np.append(u, 0.0)[None, :] if self._mf else u[None, :])
         if self.seed is None and not self.namespace.gpu:
             # without a seed, hold the time per suggestion to its target on this machine
             ratio = (time.perf_counter() - t0) / (n * self._target) * self._slowdown

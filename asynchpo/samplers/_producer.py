@@ -37,6 +37,7 @@ class Producer:
         self._busy = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._as_pending: Callable[[np.ndarray], np.ndarray] = lambda u: u
 
     def request(
         self,
@@ -47,21 +48,24 @@ class Producer:
         *,
         settle: bool,
         free: Callable[[np.ndarray], bool] = lambda u: True,
+        as_pending: Callable[[np.ndarray], np.ndarray] = lambda u: u,
     ) -> np.ndarray:
-        """``n`` points (fewer only if the computation fails), then ``extra`` more queued."""
+        """``n`` points (fewer only if the computation fails), then ``extra`` more queued;
+        ``as_pending`` makes a point computed into a row of ``pending`` (a running trial)."""
         with self._cond:
             if settle:
                 self._wait(lambda: not self._busy and len(self._ready) >= self._want)
             self._ready = [u for u in self._ready if free(u)]
             self._job, self._want = (history, pending), n + extra
+            self._as_pending = as_pending
             self._start()
             self._wait(lambda: len(self._ready) >= n)
             out, self._ready = self._ready[:n], self._ready[n:]
             if out:
-                self._job = (history, np.vstack([pending, *out]))
+                self._job = (history, np.vstack([pending, *map(as_pending, out)]))
             self._want = extra
             self._cond.notify_all()
-            return np.array(out).reshape(len(out), pending.shape[1])
+            return np.array(out).reshape(len(out), history.space.dim)
 
     def queued(self) -> list[np.ndarray]:
         """The points queued once those asked for are computed, oldest first."""
@@ -99,7 +103,7 @@ class Producer:
                     return
                 assert self._job is not None
                 history, pending = self._job
-                queued = list(self._ready)
+                queued = [self._as_pending(u) for u in self._ready]
                 self._busy = True
             try:
                 u = self._compute(history, np.vstack([pending, *queued]))

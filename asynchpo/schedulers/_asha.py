@@ -126,6 +126,9 @@ class ASHA(BaseScheduler):
         self._paused_at[n] = k
         return Decision.PAUSE
 
+    def levels(self) -> list[float]:
+        return [*self.rungs, self.max_resource]
+
     def _promotable(self, k: int, idle: bool = False) -> list[int]:
         """The trials of rung ``k`` that may go on from it, best first: the best
         ``1 / reduction_factor`` of it, rounded down (up when a worker would idle)."""
@@ -192,6 +195,9 @@ class Hyperband(BaseScheduler):
         n = np.array([math.ceil((s + 1) / (s - b + 1) * eta ** (s - b)) for b in range(s + 1)])
         self.weights = n / n.sum()
         self._bracket: dict[int, int] = {}
+
+    def levels(self) -> list[float]:
+        return sorted({level for b in self.brackets for level in b.levels()})
 
     def bracket_of(self, number: int) -> int:
         """The bracket trial ``number`` runs in."""

@@ -106,6 +106,12 @@ class BaseScheduler(ABC):
         It must not change the scheduler's state: :meth:`on_start` hears of the resume."""
         return None
 
+    def levels(self) -> list[float] | None:
+        """The resources at which it compares trials (its rungs, then the end), increasing;
+        None if it has none. A sampler that models results at several resources
+        (``GPSampler``) is then given the trials' results there."""
+        return None
+
     def propose(self) -> Proposal | None:
         """A new trial to start instead of asking the sampler, asked whenever a worker is
         free; None for none. It must not change the scheduler's state: :meth:`on_start`
