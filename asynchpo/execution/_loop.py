@@ -276,6 +276,7 @@ class Driver:
                 self.scheduling = Scheduling(self.scheduler, journal)
                 if self.scheduling.levels and self.suggester.sampler.multi_fidelity:
                     self.suggester.fidelity = self.scheduling.fidelity
+                    self.scheduling.forecaster = self.suggester.sampler.forecast
         except BaseException as exc:
             if self.run_id >= 0:
                 journal.end_run("error", error=f"the scheduler could not replay the study: {exc}")

@@ -11,6 +11,7 @@ import bisect
 import copy
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,12 +66,12 @@ class Scheduling:
         levels = self.scheduler.levels()
         self.levels = [float(v) for v in levels] if levels else []
         lo, hi = (self.levels[0], self.levels[-1]) if self.levels else (1.0, 1.0)
-        self._z = [
-            1.0 if hi <= lo else math.log(v / lo) / math.log(hi / lo) for v in self.levels
-        ]
+        self._z = [1.0 if hi <= lo else math.log(v / lo) / math.log(hi / lo) for v in self.levels]
         self._reached: dict[int, int] = {}  # trial -> the highest level it has a result at
         self._fid: list[tuple[int, float, float]] = []  # (trial, z, loss)
         self._encoded: dict[int, Any] = {}
+        #: The sampler's ``forecast``, for resumes ranked by its model (set by the driver).
+        self.forecaster: Callable[[np.ndarray], np.ndarray | None] | None = None
         self.scheduler.on_study(journal.space)
         self.replaying = True
         journal.follow(self._hear)
@@ -199,6 +200,15 @@ class Scheduling:
             pending_z=np.array(heading, dtype=float),
         )
 
+    def _forecast(self, trials: Sequence[int]) -> list[float] | None:
+        """What the sampler's model expects of ``trials`` at the full resource."""
+        assert self.forecaster is not None
+        rows = [self.space.encode(self._params[n]) for n in trials if n in self._params]
+        if len(rows) != len(trials):
+            return None
+        out = self.forecaster(np.array(rows, dtype=float).reshape(len(rows), self.space.dim))
+        return None if out is None else [float(v) for v in out]
+
     def settle(self) -> None:
         """Tell the scheduler of a trial asked last, if nothing came after it yet."""
         asked, self._asked = self._asked, None
@@ -220,7 +230,8 @@ class Scheduling:
         self.settle()
         if not self.paused:
             return None
-        number = self.scheduler.resume(frozenset(self.paused), idle=idle)
+        forecast = self._forecast if self.forecaster is not None else None
+        number = self.scheduler.resume(frozenset(self.paused), idle=idle, forecast=forecast)
         if number is not None and number not in self.paused:
             raise RuntimeError(
                 f"{type(self.scheduler).__name__}.resume returned trial {number!r}, which is "

@@ -85,6 +85,13 @@ class BaseSampler(ABC):
     #: whose scheduler compares trials at rungs then gives it their results there.
     multi_fidelity: ClassVar[bool] = False
 
+    def forecast(self, X: np.ndarray) -> np.ndarray | None:
+        """What the sampler's model expects of unit-cube points ``X`` (`m x d`) at the
+        end of a trial (the full resource, for a multi-fidelity model), oriented to be
+        minimized, in any monotone scale; None if it has no model. A scheduler that
+        resumes paused trials ranks them by it. Safe to call from any thread."""
+        return None
+
     @abstractmethod
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         """Up to ``n`` new points of the unit cube, shape `m x d` with ``m <= n``.

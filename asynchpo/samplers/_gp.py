@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 import warnings
 from concurrent.futures import Future
@@ -187,6 +188,7 @@ class GPSampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._space: Space | None = None
         self._mf = False  # modelling results at several resources (History.fidelity)
+        self._model_lock = threading.Lock()  # the posterior, between updates and forecasts
         self._producer = Producer(lambda history, pending: self._compute(history, pending, 1)[0])
         self._reset()
 
@@ -223,8 +225,20 @@ class GPSampler(BaseSampler):
         self._warp, self._hyper = warp, hyper
         self._post, self._n_seen = Posterior(hyper, FX, warp(y)), len(y)
 
+    def forecast(self, X: np.ndarray) -> np.ndarray | None:
+        with self._model_lock:
+            post, features = self._post, self._features
+            if post is None or features is None or not len(X):
+                return None
+            mean, _ = post.predict(features(np.asarray(X, dtype=float)))
+        return np.asarray(mean, dtype=float)
+
     def _sync(self, history: History) -> Posterior:
         """Bring the posterior up to date with the complete trials of ``history``."""
+        with self._model_lock:
+            return self._sync_locked(history)
+
+    def _sync_locked(self, history: History) -> Posterior:
         assert self._features is not None
         X, y = history.X, history.y
         if self._post is None or len(y) < self._n_seen:

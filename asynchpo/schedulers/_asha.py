@@ -12,6 +12,7 @@ from asynchpo._checks import short
 from asynchpo.schedulers._base import (
     BaseScheduler,
     Decision,
+    Forecast,
     Progress,
     check_number,
     check_resource,
@@ -55,9 +56,10 @@ class ASHA(BaseScheduler):
     stopped. With ``mode="promotion"`` (the paper's variant) a trial pauses at each rung
     unless it is among the best ``1 / reduction_factor`` not yet promoted; a paused trial is
     resumed later (from its checkpoint, see ``asynchpo.checkpoint``) when the rung has filled
-    up enough for it to rank there, before any new trial is started; once no new trial
-    will start (the study's budget is spent), the share is rounded up rather than down, so
-    that the best trials run to ``max_resource``.
+    up enough for it to rank there, before any new trial is started (ranked by what the
+    sampler's model expects at ``max_resource``, when it has one, e.g. ``GPSampler``);
+    once no new trial will start (the study's budget is spent), the share is rounded up
+    rather than down, so that the best trials run to ``max_resource``.
 
     Args:
         max_resource: The resource a trial reaches when it runs to the end (e.g. epochs).
@@ -129,18 +131,33 @@ class ASHA(BaseScheduler):
     def levels(self) -> list[float]:
         return [*self.rungs, self.max_resource]
 
-    def _promotable(self, k: int, idle: bool = False) -> list[int]:
+    def _promotable(
+        self, k: int, idle: bool = False, forecast: Forecast | None = None
+    ) -> list[int]:
         """The trials of rung ``k`` that may go on from it, best first: the best
-        ``1 / reduction_factor`` of it, rounded down (up when a worker would idle)."""
+        ``1 / reduction_factor`` of it, rounded down (up when a worker would idle), by
+        their result at the rung, or by ``forecast`` (the model's view of their end)."""
         losses = self._losses[k]
         share = len(losses) / self.reduction_factor
         room = math.ceil(share) if idle else math.floor(share)
-        best = sorted(losses, key=lambda n: (losses[n], n))[:room]
+        if not room:
+            return []
+        score: Mapping[int, float] = losses
+        if forecast is not None:
+            trials = list(losses)
+            expected = forecast(trials)
+            if expected is not None and len(expected) == len(trials):
+                score = dict(zip(trials, map(float, expected), strict=True))
+        best = sorted(losses, key=lambda n: (score[n], n))[:room]
         return [n for n in best if n not in self._promoted[k]]
 
-    def resume(self, paused: Collection[int], *, idle: bool = False) -> int | None:
+    def resume(
+        self, paused: Collection[int], *, idle: bool = False, forecast: Forecast | None = None
+    ) -> int | None:
         for k in reversed(range(len(self.rungs))):
-            for n in self._promotable(k, idle):
+            if not any(self._paused_at.get(n) == k for n in paused):
+                continue
+            for n in self._promotable(k, idle, forecast):
                 if n in paused and self._paused_at.get(n) == k:
                     return n
         return None
@@ -216,10 +233,12 @@ class Hyperband(BaseScheduler):
     def on_finish(self, number: int, loss: float | None) -> None:
         self.brackets[self.bracket_of(number)].on_finish(number, loss)
 
-    def resume(self, paused: Collection[int], *, idle: bool = False) -> int | None:
+    def resume(
+        self, paused: Collection[int], *, idle: bool = False, forecast: Forecast | None = None
+    ) -> int | None:
         for b, bracket in enumerate(self.brackets):
             mine = [n for n in paused if self.bracket_of(n) == b]
-            number = bracket.resume(mine, idle=idle) if mine else None
+            number = bracket.resume(mine, idle=idle, forecast=forecast) if mine else None
             if number is not None:
                 return number
         return None

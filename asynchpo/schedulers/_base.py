@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,10 @@ from asynchpo._checks import short
 
 if TYPE_CHECKING:
     from asynchpo.space import Space
+
+
+#: What the sampler's model expects of some trials at the full resource, lower is better.
+Forecast = Callable[[Sequence[int]], Sequence[float] | None]
 
 
 class Decision(str, enum.Enum):
@@ -99,11 +103,15 @@ class BaseScheduler(ABC):
         """Trial ``number`` ended for good; ``loss`` as in :class:`Progress` (None unless it
         completed)."""
 
-    def resume(self, paused: Collection[int], *, idle: bool = False) -> int | None:
+    def resume(
+        self, paused: Collection[int], *, idle: bool = False, forecast: Forecast | None = None
+    ) -> int | None:
         """Which of the ``paused`` trials to run on next, asked whenever a worker is free
         (before a new trial is asked for); None for none. ``idle`` says no new trial will
         be started (the budget is spent): the worker idles unless a paused trial resumes.
-        It must not change the scheduler's state: :meth:`on_start` hears of the resume."""
+        ``forecast(trials)``, when the sampler has a model, gives what it expects of those
+        trials at the full resource (lower is better). It must not change the scheduler's
+        state: :meth:`on_start` hears of the resume."""
         return None
 
     def levels(self) -> list[float] | None:

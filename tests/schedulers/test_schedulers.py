@@ -155,3 +155,16 @@ def test_pbt_replaces_the_worst_with_a_perturbed_copy_of_one_of_the_best():
 def test_pbt_refuses_bad_arguments_naming_them(kwargs, named):
     with pytest.raises(ValueError, match=named):
         ah.PBT(**kwargs)
+
+
+def test_promotions_follow_the_models_forecast_when_there_is_one():
+    s = ah.ASHA(9, mode="promotion", reduction_factor=3)
+    for n, loss in enumerate([0.1, 0.5, 0.9, 0.7, 0.8, 0.6]):
+        s.on_report(p(n, 1, loss))  # 0 goes on at once; the others pause
+    paused = {1, 2, 3, 4, 5}
+    assert s.resume(paused) == 1  # by the result at the rung: 1 (0.5) ranks second
+    # the model expects trial 4 to end best: it ranks first among those not promoted
+    ends = {0: 0.2, 1: 0.9, 2: 0.5, 3: 0.6, 4: 0.05, 5: 0.7}
+    assert s.resume(paused, forecast=lambda trials: [ends[n] for n in trials]) == 4
+    # a model with nothing to say leaves the results at the rung to decide
+    assert s.resume(paused, forecast=lambda trials: None) == 1
