@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -77,3 +78,19 @@ def test_resume_after_crash(tmp_path):
     nb = execute("resume-after-crash.ipynb", tmp_path)
     bars = progress_bars(nb)
     assert bars and bars[-1]["value"] == bars[-1]["max"] == 24
+
+
+@pytest.mark.slow
+def test_early_stopping(tmp_path):
+    nb = execute("early-stopping.ipynb", tmp_path)
+    (bar,) = progress_bars(nb)
+    assert bar["value"] == bar["max"] == 10 and bar["bar_style"] == "success"
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    line = next(t for t in text.splitlines() if "epochs trained" in t)
+    numbers = [int(n) for n in re.findall(r"\b\d+\b", line.split("best")[0])]
+    trained, trials, pruned, full = numbers[0], numbers[1], numbers[2], numbers[3]
+    assert trials == 10 and pruned >= 1 and trained < full
+    assert any("pruned" in h for h in html_widgets(nb))
+    assert (tmp_path / "early-stopping.db").exists()
