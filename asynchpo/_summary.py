@@ -14,12 +14,14 @@ RECENT = 8  # finished trials listed
 
 @dataclass(frozen=True)
 class RunningTrial:
-    """A trial in flight: where it runs and since when (None until it has started)."""
+    """A trial in flight: where it runs, since when (None until it has started), and the
+    step of its latest report (None before its first)."""
 
     number: int
     params: Mapping[str, Any]
     worker: str | None = None
     started: float | None = None
+    step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,12 @@ class Tracker:
     def started(self, number: int, worker: str | None, t: float) -> None:
         old = self.running.get(number)
         if old is not None:
-            self.running[number] = RunningTrial(number, old.params, worker, t)
+            self.running[number] = RunningTrial(number, old.params, worker, t, old.step)
+
+    def reported(self, number: int, step: int) -> None:
+        old = self.running.get(number)
+        if old is not None:
+            self.running[number] = RunningTrial(number, old.params, old.worker, old.started, step)
 
     def left(self, number: int) -> None:
         """Trial ``number`` is no longer in flight (interrupted)."""

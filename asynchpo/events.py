@@ -957,7 +957,7 @@ class StudyState:
             self._track.asked(rec.number, rec.params)
         else:
             self._pending.remove(rec.number)
-            if state in (TrialState.INTERRUPTED, TrialState.PAUSED):
+            if state is TrialState.INTERRUPTED:  # (a paused one is told as it ends)
                 self._track.left(rec.number)
 
     def _done(self, rec: _Record, e: Event, value: float | None, detail: str, best: bool) -> None:
@@ -977,6 +977,7 @@ class StudyState:
             return
         rec.report_seqs.add(e.seq)
         self.n_reports += 1
+        self._track.reported(rec.number, e.step)
         rec.reports.append(Report(step=e.step, metrics=dict(e.metrics), time=e.time))
 
     def _on_trial_completed(self, e: TrialCompleted, rec: _Record) -> str | None:
@@ -1040,6 +1041,7 @@ class StudyState:
             return
         rec.paused_at = e.step
         self._move(rec, TrialState.PAUSED)
+        self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
 
     def _on_trial_interrupted(self, e: TrialInterrupted, rec: _Record) -> None:
         if rec.state is not TrialState.RUNNING:

@@ -340,13 +340,14 @@ class StudyWidget:
             rows.append(
                 f"<tr><td>{markup(t.number)}</td><td>{markup(worker, 60)}</td>"
                 f"<td>{clock(elapsed) if t.started is not None else 'queued'}</td>"
+                f"<td>{'' if t.step is None else markup(t.step)}</td>"
                 f"<td>{markup(params(t.params), 3 * LONG)}</td></tr>"
             )
         more = len(s.running) - SHOWN
         if more > 0:
-            rows.append(f'<tr><td colspan="4">and {more} more</td></tr>')
+            rows.append(f'<tr><td colspan="5">and {more} more</td></tr>')
         return (
-            "<b>running</b><table><tr><th>trial</th><th>worker</th><th>for</th>"
+            "<b>running</b><table><tr><th>trial</th><th>worker</th><th>for</th><th>step</th>"
             "<th>params</th></tr>" + "".join(rows) + "</table>"
         )
 

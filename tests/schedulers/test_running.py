@@ -304,3 +304,31 @@ def test_pbt_with_a_checkpoint_folder_it_cannot_write_stops_before_any_trial(tmp
     with pytest.raises(ValueError, match="checkpoint_dir"):
         study.optimize(lineage, n_trials=4, backend=ah.SimulatedBackend(2, step_duration=1.0))
     assert study.trials == []
+
+
+def test_the_views_show_paused_and_pruned_trials_and_the_steps_trained(tmp_path, capsys):
+    from asynchpo import cli
+    from asynchpo._progress import progress_line
+    from asynchpo.widgets._view import StudyWidget
+
+    study, _ = _run(ah.ASHA(EPOCHS, mode="promotion"), tmp_path, "v", n_trials=20)
+    s = study.journal.summary()
+    assert s.paused == len(study.get_trials([ah.TrialState.PAUSED])) > 0
+    assert s.steps == sum(len(t.reports) for t in study.trials)
+    line = progress_line(s)
+    assert f"{s.paused} paused" in line and f"{s.steps} steps" in line
+    paused = [r for r in s.recent if r.state == "paused"]
+    assert paused and all(r.detail.startswith("at step ") for r in paused)
+    html = StudyWidget._counts(s, 0.0, False)
+    assert f"{s.paused} paused" in html and "steps trained" in html
+    assert cli.main(["show", str(tmp_path / "v.db"), "v"]) == 0
+    out = capsys.readouterr().out
+    header = next(x for x in out.splitlines() if x.startswith("#"))
+    assert "step" in header.split()
+    rows = [x.split() for x in out.splitlines() if x.split() and x.split()[0].isdigit()]
+    assert {r[1] for r in rows} >= {"paused"}
+    # to_xarray keeps them, and a study made from it has them in the same states
+    ds = study.to_xarray()
+    assert set(ds["state"].values.astype(str)) >= {"paused"}
+    again = ah.Study.from_xarray(ds)
+    assert [t.state for t in again.trials] == [t.state for t in study.trials]
