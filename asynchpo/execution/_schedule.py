@@ -217,6 +217,11 @@ class Scheduling:
 
     def propose(self) -> Proposal | None:
         """A new trial the scheduler wants started now, or None."""
+        # under the journal's lock, as the listener is: a trial asked from another thread
+        # (a suggestion computed off the loop) is told to the scheduler meanwhile
+        return self.journal.query(lambda _: self._propose())
+
+    def _propose(self) -> Proposal | None:
         self.settle()
         proposal = self.scheduler.propose()
         if proposal is not None and not isinstance(proposal, Proposal):
@@ -227,6 +232,9 @@ class Scheduling:
 
     def resume(self, idle: bool = False) -> int | None:
         """A paused trial the scheduler wants to run on now, or None."""
+        return self.journal.query(lambda _: self._resume(idle))
+
+    def _resume(self, idle: bool) -> int | None:
         self.settle()
         if not self.paused:
             return None
