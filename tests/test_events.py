@@ -19,6 +19,7 @@ from asynchpo.events import (
     TrialCheckpointed,
     TrialCompleted,
     TrialFailed,
+    TrialForked,
     TrialInterrupted,
     TrialPaused,
     TrialPruned,
@@ -143,6 +144,9 @@ ALL_KINDS = [
     TrialFailed(time=2.0, number=1, reason="x", failure="worker_lost"),
     TrialPruned(time=2.0, number=2, step=None),
     TrialPaused(time=2.0, number=2, step=4),
+    TrialForked(
+        time=2.0, number=3, parent=2, name="trial-2/3-" + "0" * 32 + ".pkl", sha256="b" * 64
+    ),
     TrialCheckpointed(
         time=2.0, number=2, seq=3, name="trial-2/3-" + "0" * 32 + ".pkl", sha256="a" * 64
     ),

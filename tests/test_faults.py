@@ -84,6 +84,16 @@ def _seen(log: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
+def _exists(path: Path) -> bool:
+    if not path.exists():
+        return False
+    storage = SQLiteStorage(path, read_only=True)
+    try:
+        return storage.exists(NAME)
+    finally:
+        storage.close()
+
+
 def _key(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
@@ -101,6 +111,8 @@ def test_a_driver_killed_again_and_again_loses_nothing_that_finished(tmp_path, f
         os.kill(child.pid, signal.SIGKILL)
         child.join(30)
         assert child.exitcode == -signal.SIGKILL
+        if not complete and not _exists(path):
+            continue  # killed before it created the study (a slow machine): nothing to check
 
         study = ah.Study.load(NAME, storage=path)  # recovers the killed run; never crashes
         trials = {t.number: t for t in study.trials}

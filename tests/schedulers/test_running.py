@@ -199,8 +199,9 @@ def test_a_killed_asha_run_goes_on_with_the_same_rungs(tmp_path):
     finally:
         Logged.on_report = real
     replayed.close()
-    # the rebuilt scheduler heard exactly what the killed one did, in the same order
-    assert heard and heard == live[: len(heard)]
+    # the rebuilt scheduler heard exactly what the killed one did, in the same order (the
+    # killed one heard each report once it was recorded, and may have died before saying so)
+    assert live and live == heard[: len(live)] and len(heard) - len(live) <= 8
     before = {t.number: t.value for t in study.get_trials([ah.TrialState.COMPLETE])}
     study.optimize(curve, n_trials=6, max_concurrent=3, progress=False)
     after = {t.number: t.value for t in study.get_trials([ah.TrialState.COMPLETE])}
