@@ -16,10 +16,13 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asynchpo._checks import is_integer, short
 from asynchpo._limits import MAX_PARAMS, MAX_RECORD_BYTES, MAX_STRING
+
+if TYPE_CHECKING:
+    from asynchpo.execution._backend import Job
 
 __all__ = [
     "Paused",
@@ -74,6 +77,21 @@ class TrialContext:
     restore: dict[str, str] | None = None  # the checkpoint this attempt starts from
     saved: dict[str, Any] | None = None  # its latest checkpoint, not yet sent with a report
     written: list[str] = field(default_factory=list)  # this attempt's checkpoints, oldest first
+
+
+def context_for(
+    job: Job, send: Callable[[dict[str, Any]], None] | None = None, decide: Decide | None = None
+) -> TrialContext:
+    """The context of one attempt (an ``asynchpo.execution.Job``) as a backend runs it."""
+    return TrialContext(
+        job.number,
+        job.attempt,
+        send,
+        first_seq=job.first_seq,
+        decide=decide,
+        checkpoints=job.checkpoints,
+        restore=job.restore,
+    )
 
 
 _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(

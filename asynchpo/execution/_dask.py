@@ -22,7 +22,7 @@ from distributed import Adaptive, Client, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from asynchpo._checks import positive_int
-from asynchpo._report import TrialContext, run_trial
+from asynchpo._report import context_for, run_trial
 from asynchpo.execution._backend import Finished, Job, Message, QueueBackend, Reported, Started
 
 logger = logging.getLogger(__name__)
@@ -64,15 +64,7 @@ def _dask_trial(job: Job, topic: str, key: str = "") -> dict[str, Any]:
 
     worker.loop.add_callback(worker.loop.call_later, START_NOTICE_DELAY, announce)
     try:
-        ctx = TrialContext(
-            job.number,
-            job.attempt,
-            send,
-            first_seq=job.first_seq,
-            decide=lambda: _DECISIONS.get(key),
-            checkpoints=job.checkpoints,
-            restore=job.restore,
-        )
+        ctx = context_for(job, send, lambda: _DECISIONS.get(key))
         out = run_trial(job.objective, job.params, job.objective_name, ctx)
     finally:
         finished = True

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from asynchpo._report import TrialContext, run_trial
+from asynchpo._report import context_for, run_trial
 from asynchpo.execution._backend import Finished, Job, QueueBackend, Reported, Started
 
 
@@ -70,15 +70,7 @@ class LocalBackend(QueueBackend):
         def work() -> None:
             if live():
                 self.post(Started(job.number, job.attempt, "local"))
-            ctx = TrialContext(
-                job.number,
-                job.attempt,
-                send,
-                first_seq=job.first_seq,
-                decide=decide,
-                checkpoints=job.checkpoints,
-                restore=job.restore,
-            )
+            ctx = context_for(job, send, decide)
             out = run_trial(job.objective, job.params, job.objective_name, ctx)
             with self._lock:
                 if self._live.get(job.number) is not token:

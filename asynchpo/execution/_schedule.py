@@ -238,8 +238,11 @@ class Scheduling:
         self.settle()
         if not self.paused:
             return None
-        forecast = self._forecast if self.forecaster is not None else None
-        number = self.scheduler.resume(frozenset(self.paused), idle=idle, forecast=forecast)
+        paused = frozenset(self.paused)
+        if self.forecaster is not None:
+            number = self.scheduler.resume(paused, idle=idle, forecast=self._forecast)
+        else:  # a scheduler written before forecasts need not take them
+            number = self.scheduler.resume(paused, idle=idle)
         if number is not None and number not in self.paused:
             raise RuntimeError(
                 f"{type(self.scheduler).__name__}.resume returned trial {number!r}, which is "

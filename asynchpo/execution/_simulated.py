@@ -11,11 +11,19 @@ from typing import Any
 import numpy as np
 
 from asynchpo._checks import is_real, positive_int
-from asynchpo._report import TrialContext, run_trial
+from asynchpo._report import context_for, run_trial
 from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
 from asynchpo.execution._stepped import Stepped
 
 Duration = float | Callable[[dict[str, Any]], float] | None
+
+
+def _seconds(name: str, given: Any, params: dict[str, Any]) -> float:
+    """A duration given as a number or as a function of the parameters, checked."""
+    d = given(params) if callable(given) else given
+    if not is_real(d) or not d >= 0:
+        raise ValueError(f"{name}({params!r}) must be a number >= 0, got {d!r}")
+    return float(d)
 
 
 @dataclass(frozen=True)
@@ -68,22 +76,9 @@ class SimulatedBackend(Backend):
         step_duration: Duration = None,
     ):
         self.n_workers = positive_int("n_workers", n_workers)
-        if (
-            duration is not None
-            and not callable(duration)
-            and not (is_real(duration) and duration >= 0)
-        ):
-            raise ValueError(
-                f"duration must be a number >= 0, a function or None, got {duration!r}"
-            )
-        if (
-            step_duration is not None
-            and not callable(step_duration)
-            and not (is_real(step_duration) and step_duration >= 0)
-        ):
-            raise ValueError(
-                f"step_duration must be a number >= 0, a function or None, got {step_duration!r}"
-            )
+        for name, d in (("duration", duration), ("step_duration", step_duration)):
+            if d is not None and not callable(d) and not (is_real(d) and d >= 0):
+                raise ValueError(f"{name} must be a number >= 0, a function or None, got {d!r}")
         self.duration, self.step_duration = duration, step_duration
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -111,10 +106,7 @@ class SimulatedBackend(Backend):
     def _draw(self, params: dict[str, Any]) -> float:
         if self.duration is None:
             return float(self._rng.exponential(1.0))
-        d = self.duration(params) if callable(self.duration) else self.duration
-        if not is_real(d) or not d >= 0:
-            raise ValueError(f"duration({params!r}) must be a number >= 0, got {d!r}")
-        return float(d)
+        return _seconds("duration", self.duration, params)
 
     def check_scheduler(self, scheduler: Any) -> None:
         if self.step_duration is None:
@@ -125,11 +117,7 @@ class SimulatedBackend(Backend):
             )
 
     def _step_of(self, params: dict[str, Any]) -> float:
-        d: Any = self.step_duration
-        d = d(params) if callable(d) else d
-        if not is_real(d) or not d >= 0:
-            raise ValueError(f"step_duration({params!r}) must be a number >= 0, got {d!r}")
-        return float(d)
+        return _seconds("step_duration", self.step_duration, params)
 
     def submit(self, job: Job) -> None:
         if self.step_duration is not None:
@@ -142,13 +130,7 @@ class SimulatedBackend(Backend):
         heapq.heappush(self._free, (end, worker))
         self._live[job.number] = (job.attempt, worker, end)
         name = f"sim-{worker}"
-        ctx = TrialContext(
-            job.number,
-            job.attempt,
-            first_seq=job.first_seq,
-            checkpoints=job.checkpoints,
-            restore=job.restore,
-        )
+        ctx = context_for(job)
         out = run_trial(job.objective, job.params, job.objective_name, ctx)
         self._push(start, Started(job.number, job.attempt, name), job.attempt)
         reports = out["reports"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from asynchpo._report import TrialContext, run_trial
+from asynchpo._report import context_for, run_trial
 from asynchpo.execution._backend import Job
 
 #: How many reports a cancelled attempt may still make, each told to stop, before its
@@ -41,15 +41,7 @@ class Stepped:
             return self._decision
 
         job = self.job
-        ctx = TrialContext(
-            job.number,
-            job.attempt,
-            send,
-            first_seq=job.first_seq,
-            decide=decide,
-            checkpoints=job.checkpoints,
-            restore=job.restore,
-        )
+        ctx = context_for(job, send, decide)
         try:
             self.out = run_trial(job.objective, job.params, job.objective_name, ctx)
         finally:

@@ -39,7 +39,7 @@ class PauseAt(BaseScheduler):
             return Decision.PAUSE
         return Decision.CONTINUE
 
-    def resume(self, paused, *, idle=False):
+    def resume(self, paused, *, idle=False, forecast=None):
         return min(paused) if paused and self.resume_now else None
 
 
