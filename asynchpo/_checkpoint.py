@@ -60,6 +60,30 @@ def save(obj: Any, root: str, number: int, seq: int) -> dict[str, str]:
     return {"name": name, "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def copy(root: str, name: str, sha256: str, number: int) -> dict[str, str]:
+    """A copy of trial ``number``'s checkpoint ``name`` (checked against ``sha256``), which
+    that trial never deletes: what a trial copied from it starts from stays."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise CheckpointError(f"checkpoint {name!r}: not a checkpoint's name; not read")
+    fs, base = _fs(root)
+    try:
+        with fs.open(f"{base}/{name}", "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {name!r} under {root}: {exc}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise CheckpointError(
+            f"checkpoint {name!r} under {root} is not the file that was written (its SHA-256 "
+            "differs); not copied"
+        )
+    mine = f"trial-{number}/{name.split('/')[1].split('-')[0]}-{uuid.uuid4().hex}.pkl"
+    fs.makedirs(f"{base}/trial-{number}", exist_ok=True)
+    with fs.open(f"{base}/{mine}.partial", "wb") as f:
+        f.write(data)
+    fs.mv(f"{base}/{mine}.partial", f"{base}/{mine}")
+    return {"name": mine, "sha256": sha256}
+
+
 def remove(root: str, name: str) -> None:
     """Delete checkpoint ``name`` under ``root``, if it is still there."""
     fs, base = _fs(root)

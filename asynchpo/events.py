@@ -1023,7 +1023,7 @@ class StudyState:
     def _on_trial_pruned(self, e: TrialPruned, rec: _Record) -> None:
         if rec.state.finished:
             return
-        rec.finished_at = e.time
+        rec.finished_at, rec.error = e.time, None
         self._move(rec, TrialState.PRUNED)
         self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
 
@@ -1037,9 +1037,9 @@ class StudyState:
         return None
 
     def _on_trial_paused(self, e: TrialPaused, rec: _Record) -> None:
-        if rec.state is not TrialState.RUNNING:
+        if rec.state not in (TrialState.RUNNING, TrialState.INTERRUPTED):
             return
-        rec.paused_at = e.step
+        rec.paused_at, rec.error = e.step, None
         self._move(rec, TrialState.PAUSED)
         self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
 

@@ -74,13 +74,17 @@ def _checkpoint_dir(given: str | os.PathLike[str] | None, journal: Journal) -> s
     if given is not None:
         if not isinstance(given, (str, os.PathLike)) or not os.fspath(given):
             raise TypeError(f"checkpoint_dir must be a folder or a URL, got {short(given)}")
-        return os.fspath(given)
+        where = os.fspath(given)
+        # a folder is fixed now: a notebook's %cd, or a worker elsewhere, finds the same one
+        return where if "://" in where else os.path.abspath(where)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", journal.name)[:40].strip(".-") or "study"
     folder = f"{slug}-{hashlib.sha1(journal.name.encode()).hexdigest()[:8]}"
     path = getattr(journal.storage, "path", None)
-    base = f"{path}-checkpoints" if isinstance(path, (str, os.PathLike)) else None
-    if base is None:
-        base = os.path.join(tempfile.gettempdir(), "asynchpo-checkpoints", uuid.uuid4().hex[:8])
+    if isinstance(path, (str, os.PathLike)):
+        base = os.path.abspath(f"{os.fspath(path)}-checkpoints")
+    else:  # a journal in memory: one folder per storage, whichever Study object opens it
+        storage = f"{os.getpid()}-{id(journal.storage):x}"
+        base = os.path.join(tempfile.gettempdir(), "asynchpo-checkpoints", storage)
     return os.path.join(base, folder)
 
 
@@ -415,7 +419,10 @@ class Study:
                 if last.n_trials is not None:
                     asked = sum(1 for t in state.trials() if state.run_of(t.number) == last.run)
                     left = last.n_trials - asked
-                    waiting = state.counts[TrialState.INTERRUPTED] + state.counts[TrialState.PAUSED]
+                    resumable = self.scheduler is not None and self.scheduler.pauses
+                    waiting = state.counts[TrialState.INTERRUPTED] + (
+                        state.counts[TrialState.PAUSED] if resumable else 0
+                    )
                     if left > 0 or waiting:
                         return max(left, 0)
             return None

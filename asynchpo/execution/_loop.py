@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asynchpo import _checkpoint
 from asynchpo.events import (
     Event,
     TrialCheckpointed,
@@ -28,7 +30,7 @@ from asynchpo.events import (
     TrialStarted,
 )
 from asynchpo.execution._backend import Backend, Finished, Job, Message, Reported, Started
-from asynchpo.execution._schedule import Scheduling
+from asynchpo.execution._schedule import SchedulerWarning, Scheduling
 from asynchpo.journal import StudyInUseError
 from asynchpo.schedulers import BaseScheduler, Decision
 from asynchpo.trial import Failure, Trial, TrialState
@@ -213,7 +215,11 @@ class Driver:
                 params = self.journal.space.check(proposal.params)
             except ValueError as exc:
                 raise ValueError(f"{name}.propose: {exc}") from None
-            after = None if proposal.parent is None else self._fork(proposal.parent, name)
+            after = None
+            if proposal.parent is not None:
+                after = self._fork(proposal.parent, name)
+                if after is None:
+                    break
             self._flush()
             (number,) = self.journal.ask([params], self.run_id, after=after)
             self._act()
@@ -221,8 +227,10 @@ class Driver:
             self._submit(number, 1)
         return started
 
-    def _fork(self, parent: int, name: str) -> Callable[[list[int]], list[Event]]:
-        """What says that the trial asked starts from ``parent``'s latest checkpoint."""
+    def _fork(self, parent: int, name: str) -> Callable[[list[int]], list[Event]] | None:
+        """What says that the trial asked starts from a copy of ``parent``'s latest
+        checkpoint, made now (the parent, training on, deletes its own older ones); None
+        when that one is gone already (the next report names a newer one: try then)."""
         saved = self.journal.query(
             lambda s: s.checkpoint_of(parent) if s.has_trial(parent) else None
         )
@@ -232,8 +240,30 @@ class Driver:
                 "asynchpo.checkpoint(state) in the objective before each asynchpo.report(...), "
                 "and start from asynchpo.restore()"
             )
+        if self.checkpoints is None:
+            raise ValueError(f"checkpoint_dir: {name} copies checkpoints; the study has no folder")
+        try:
+            mine = _checkpoint.copy(self.checkpoints, saved["name"], saved["sha256"], parent)
+        except _checkpoint.CheckpointError:
+            return None
         now = self.backend.now()
-        return lambda numbers: [TrialForked(time=now, number=numbers[0], parent=parent, **saved)]
+        return lambda numbers: [TrialForked(time=now, number=numbers[0], parent=parent, **mine)]
+
+    def _end_as_decided(self, number: int) -> bool:
+        """End interrupted trial ``number`` as the scheduler had decided before (stopped:
+        pruned; paused: paused) rather than run it again; whether it was."""
+        decision = None if self.scheduling is None else self.scheduling.decided(number)
+        if decision is None or decision is Decision.CONTINUE:
+            return False
+        reports = self.journal.query(lambda s: s.trial(number).reports)
+        step = reports[-1].step if reports else None
+        now = self.backend.now()
+        self._record(
+            TrialPaused(time=now, number=number, step=step)
+            if decision is Decision.PAUSE
+            else TrialPruned(time=now, number=number, step=step)
+        )
+        return True
 
     def _resume_paused(self, max_concurrent: int, idle: bool) -> None:
         """Fill free slots with the paused trials the scheduler wants to go on; ``idle``:
@@ -272,6 +302,19 @@ class Driver:
                 virtual=virtual,
                 on_lost=backend.wake,
             )
+            paused = journal.query(lambda s: s.counts[TrialState.PAUSED])
+            if paused and not (self.scheduler is not None and self.scheduler.pauses):
+                warnings.warn(
+                    f"study {journal.name!r}: {paused} trial(s) are paused, and "
+                    + (
+                        "the study has no scheduler"
+                        if self.scheduler is None
+                        else f"{type(self.scheduler).__name__} does not resume paused trials"
+                    )
+                    + "; they stay paused (load it with the scheduler that paused them)",
+                    SchedulerWarning,
+                    stacklevel=2,
+                )
             if self.scheduler is not None:
                 self.scheduling = Scheduling(self.scheduler, journal)
                 if self.scheduling.levels and self.suggester.sampler.multi_fidelity:
@@ -302,6 +345,8 @@ class Driver:
                     self._stop, self._stop_reason = True, "timeout"
                 while not self._stop and len(self._running) < max_concurrent and requeue:
                     number = requeue.popleft()
+                    if self._end_as_decided(number):
+                        continue
                     self._record(
                         TrialRetried(
                             time=backend.now(),
@@ -405,7 +450,7 @@ class Driver:
         now = self.backend.now()
         for number, (decision, by, step) in list(self._deciding.items()):
             if now >= by and number in self._running:  # it stopped reporting: cancelled
-                self.backend.cancel(number)
+                self.backend.cancel(number, hung=True)  # (a worker it holds is freed)
                 ended: Event = (
                     TrialPaused(time=now, number=number, step=step)
                     if decision is Decision.PAUSE

@@ -50,7 +50,14 @@ class Scheduling:
     under its lock, which is no place to act)."""
 
     def __init__(self, scheduler: BaseScheduler, journal: Journal):
-        self.scheduler = copy.deepcopy(scheduler)  # the study's stays as it was given
+        try:
+            self.scheduler = copy.deepcopy(scheduler)  # the study's stays as it was given
+        except Exception as exc:
+            raise TypeError(
+                f"scheduler: {type(scheduler).__name__} cannot be copied ({exc}); a run "
+                "starts from a copy, fed the study's events (keep no locks, files or "
+                "clients in a scheduler)"
+            ) from None
         self.objective, self.sign = journal.query(lambda s: (s.objective, s.sign()))
         self.name = journal.name
         self._params: dict[int, dict[str, Any]] = {}
@@ -68,6 +75,7 @@ class Scheduling:
         lo, hi = (self.levels[0], self.levels[-1]) if self.levels else (1.0, 1.0)
         self._z = [1.0 if hi <= lo else math.log(v / lo) / math.log(hi / lo) for v in self.levels]
         self._reached: dict[int, int] = {}  # trial -> the highest level it has a result at
+        self._last: dict[int, float] = {}  # trial -> the resource of its latest report
         self._fid: list[tuple[int, float, float]] = []  # (trial, z, loss)
         self._encoded: dict[int, Any] = {}
         #: The sampler's ``forecast``, for resumes ranked by its model (set by the driver).
@@ -124,10 +132,19 @@ class Scheduling:
                 value = _number(event.values.get(self.objective))
                 loss = None if value is None else self.sign * value
                 if loss is not None and self.levels:
-                    self._reach(event.number, len(self.levels) - 1, loss)
+                    # at the level of its last report (the end, for one that reported none)
+                    last = self._last.get(event.number)
+                    top = len(self.levels) - 1
+                    at = (
+                        top
+                        if last is None
+                        else bisect.bisect_right(self.levels, last * (1 + 1e-12)) - 1
+                    )
+                    if at >= 0:
+                        self._reach(event.number, at, loss)
             s.on_finish(event.number, loss)
         elif isinstance(event, TrialInterrupted):
-            self._decided.pop(event.number, None)
+            pass  # a decision on it stands: the next run ends it as decided
 
     def _reach(self, number: int, level: int, loss: float) -> None:
         """Trial ``number``'s result on reaching level ``level`` (and any it skipped)."""
@@ -143,6 +160,8 @@ class Scheduling:
         else:
             resource = _number(event.metrics.get(s.resource))
         value = _number(event.metrics.get(self.objective))
+        if resource is not None:
+            self._last[event.number] = resource
         if self.levels and resource is not None and value is not None:
             k = bisect.bisect_right(self.levels, resource * (1 + 1e-12)) - 1
             if k >= 0:
@@ -152,12 +171,17 @@ class Scheduling:
         if resource is None:
             self._say_missing(event, f"resource {s.resource!r}")
             return None
+        loss = None if value is None else self.sign * value
+        if value is None and self.objective in event.metrics:
+            loss = math.inf  # a diverged trial (NaN or inf is kept as None): the worst
+        elif value is None:
+            self._say_missing(event, f"the objective {self.objective!r}")
         progress = Progress(
             number=event.number,
             params=self._params.get(event.number, {}),
             step=event.step,
             resource=resource,
-            loss=None if value is None else self.sign * value,
+            loss=loss,
             metrics=dict(event.metrics),
         )
         decision = Decision(s.on_report(progress))
@@ -175,11 +199,15 @@ class Scheduling:
             return
         names = ", ".join(sorted(map(repr, event.metrics))[:10])
         self.missing = (
-            f"study {self.name!r}: {type(self.scheduler).__name__} measures progress by "
-            f"{what}, which trial {event.number}'s report at step {event.step} does not hold "
+            f"study {self.name!r}: {type(self.scheduler).__name__} judges trials by {what}, "
+            f"of which trial {event.number}'s report at step {event.step} holds no number "
             f"(it holds {names}); the scheduler leaves such trials running"
         )
         warnings.warn(self.missing, SchedulerWarning, stacklevel=2)
+
+    def decided(self, number: int) -> Decision | None:
+        """What the scheduler decided about trial ``number``, if it stands."""
+        return self._decided.get(number)
 
     def fidelity(self, running: list[int]) -> Fidelity:
         """The results at the rungs so far, and the rung each of ``running`` heads for

@@ -21,9 +21,19 @@ from asynchpo.schedulers._base import (
 _MODES = ("stop", "promotion")
 
 
+#: The most rungs a scheduler may have (a reduction factor barely above 1 makes millions).
+MAX_RUNGS = 100
+
+
 def rung_levels(min_resource: float, max_resource: float, reduction_factor: float) -> list[float]:
     """The resource at each rung: ``min_resource * reduction_factor**k`` below
     ``max_resource``."""
+    count = math.log(max_resource / min_resource) / math.log(reduction_factor)
+    if count > MAX_RUNGS:
+        raise ValueError(
+            f"reduction_factor ({reduction_factor:g}) makes {math.ceil(count):,} rungs between "
+            f"min_resource and max_resource, over {MAX_RUNGS}; use a larger one (2 to 4 is usual)"
+        )
     levels, r = [], min_resource
     while r < max_resource * (1 - 1e-12):
         levels.append(r)
@@ -91,6 +101,7 @@ class ASHA(BaseScheduler):
         self._losses: list[dict[int, float]] = [{} for _ in self.rungs]  # rung -> trial -> loss
         self._promoted: list[set[int]] = [set() for _ in self.rungs]
         self._paused_at: dict[int, int] = {}  # trial -> rung it was paused at
+        self._lost: set[int] = set()  # trials that ended for good without completing
 
     def rung_of(self, number: int) -> int | None:
         """The highest rung trial ``number`` reached, or None."""
@@ -101,6 +112,10 @@ class ASHA(BaseScheduler):
         k = self._paused_at.pop(number, None)
         if k is not None:  # resumed: promoted from the rung it paused at
             self._promoted[k].add(number)
+
+    def on_finish(self, number: int, loss: float | None) -> None:
+        if loss is None:  # failed, stopped by hand: its places go to the next best
+            self._lost.add(number)
 
     def on_report(self, progress: Progress) -> Decision:
         if progress.loss is None:
@@ -120,7 +135,9 @@ class ASHA(BaseScheduler):
                     self._promoted[lower].add(n)
         k = new[-1]
         if self.mode == "stop":
-            cutoff = float(np.quantile(list(self._losses[k].values()), 1 / self.reduction_factor))
+            # "lower": a value of the rung, never arithmetic on a diverged trial's inf
+            values = list(self._losses[k].values())
+            cutoff = float(np.quantile(values, 1 / self.reduction_factor, method="lower"))
             return Decision.STOP if loss > cutoff else Decision.CONTINUE
         if n in self._promotable(k):
             self._promoted[k].add(n)
@@ -137,19 +154,23 @@ class ASHA(BaseScheduler):
         """The trials of rung ``k`` that may go on from it, best first: the best
         ``1 / reduction_factor`` of it, rounded down (up when a worker would idle), by
         their result at the rung, or by ``forecast`` (the model's view of their end)."""
-        losses = self._losses[k]
+        losses, promoted = self._losses[k], self._promoted[k]
         share = len(losses) / self.reduction_factor
         room = math.ceil(share) if idle else math.floor(share)
-        if not room:
+        # a trial that ended without completing (it failed, was stopped by hand) holds no
+        # place: the next best paused one may have it
+        ranked = [n for n in losses if n not in self._lost]
+        if not room or not ranked:
             return []
-        score: Mapping[int, float] = losses
-        if forecast is not None:
-            trials = list(losses)
-            expected = forecast(trials)
-            if expected is not None and len(expected) == len(trials):
-                score = dict(zip(trials, map(float, expected), strict=True))
-        best = sorted(losses, key=lambda n: (score[n], n))[:room]
-        return [n for n in best if n not in self._promoted[k]]
+        expected = None if forecast is None else forecast(ranked)
+        if expected is not None and len(expected) == len(ranked):
+            # the model's order changes as it learns: count the places already given
+            score = dict(zip(ranked, map(float, expected), strict=True))
+            left = room - len(promoted - self._lost)
+            waiting = sorted((n for n in ranked if n not in promoted), key=lambda n: (score[n], n))
+            return waiting[: max(0, left)]
+        best = sorted(ranked, key=lambda n: (losses[n], n))[:room]
+        return [n for n in best if n not in promoted]
 
     def resume(
         self, paused: Collection[int], *, idle: bool = False, forecast: Forecast | None = None
@@ -244,7 +265,9 @@ class Hyperband(BaseScheduler):
         return None
 
     def __repr__(self) -> str:
+        first = self.brackets[0]
         return (
-            f"Hyperband(max_resource={self.brackets[0].max_resource:g}, "
-            f"resource={self.resource!r}, brackets={len(self.brackets)}, mode={self.mode!r})"
+            f"Hyperband(max_resource={first.max_resource:g}, resource={self.resource!r}, "
+            f"min_resource={first.min_resource:g}, reduction_factor={first.reduction_factor:g}, "
+            f"mode={self.mode!r}, seed={self.seed}, brackets={len(self.brackets)})"
         )

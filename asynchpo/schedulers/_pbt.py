@@ -37,13 +37,16 @@ class PBT(BaseScheduler):
             worst), in ``(0, 0.5]``.
         resample_probability: Chance that a parameter is drawn anew rather than perturbed.
         perturb: The factors a number is multiplied by, one drawn at random (a categorical
-            moves to a neighbouring choice).
+            moves to a neighbouring choice; an integer too small to move by a factor, by
+            one).
         seed: Seed of the draws.
+        max_resource: The resource a trial reaches at its end, if known: a trial within
+            one interval of it is not copied (the copy would have nothing to train).
 
     Example:
         >>> import asynchpo as ah
         >>> ah.PBT(perturbation_interval=4)
-        PBT(perturbation_interval=4, resource='step', quantile=0.25)
+        PBT(perturbation_interval=4, resource='step', quantile=0.25, seed=0)
     """
 
     needs_checkpoints = True
@@ -57,8 +60,12 @@ class PBT(BaseScheduler):
         resample_probability: float = 0.25,
         perturb: tuple[float, ...] = (0.8, 1.2),
         seed: int = 0,
+        max_resource: float | None = None,
     ):
         self.resource = check_resource(resource)
+        self.max_resource = (
+            None if max_resource is None else check_number("max_resource", max_resource, above=0)
+        )
         self.interval = check_number("perturbation_interval", perturbation_interval, above=0)
         self.quantile = check_number("quantile", quantile, above=0)
         if self.quantile > 0.5:
@@ -85,8 +92,8 @@ class PBT(BaseScheduler):
         self._score: dict[int, float] = {}  # trial -> its loss at its latest look
         self._looked: dict[int, float] = {}  # trial -> resource of its latest look
         self._alive: set[int] = set()
-        self._wanted: list[Proposal] = []  # copies decided on, not yet started
-        self._forks = 0
+        self._wanted: list[int] = []  # trials that made way for a copy not yet started
+        self._at: dict[int, float] = {}  # trial -> the resource of its latest report
 
     def on_study(self, space: Space) -> None:
         self.space = space
@@ -94,36 +101,39 @@ class PBT(BaseScheduler):
     def on_start(self, number: int, params: Mapping[str, Any], parent: int | None = None) -> None:
         self._params[number] = dict(params)
         self._alive.add(number)
-        if parent is not None:
-            for i, wanted in enumerate(self._wanted):
-                if wanted.parent == parent:
-                    del self._wanted[i]
-                    break
+        if parent is not None and self._wanted:
+            self._wanted.pop(0)  # the copy proposed first has started
             self._looked[number] = self._looked.get(parent, 0.0)
+            self._at[number] = self._at.get(parent, 0.0)
 
     def on_finish(self, number: int, loss: float | None) -> None:
         self._alive.discard(number)
-        # a copy of a trial that ended has nothing left to train: the sampler fills its slot
-        self._wanted = [w for w in self._wanted if w.parent != number]
 
     def on_report(self, progress: Progress) -> Decision:
         n, loss = progress.number, progress.loss
+        self._at[n] = progress.resource
         if loss is None or progress.resource < self._looked.get(n, 0.0) + self.interval:
             return Decision.CONTINUE
         self._looked[n] = progress.resource
         self._score[n] = loss
-        ranked = sorted(
-            (m for m in self._alive if m in self._score), key=lambda m: (self._score[m], m)
-        )
+        ranked = self._ranked()
         k = math.floor(len(ranked) * self.quantile)
         if k < 1 or n not in ranked[-k:]:
             return Decision.CONTINUE
-        rng = np.random.default_rng([self.seed, n, self._forks])
-        self._forks += 1
-        parent = ranked[int(rng.integers(k))]
-        self._wanted.append(Proposal(self._explore(self._params[parent], rng), parent))
+        self._wanted.append(n)  # makes way for a copy of one of the best
         self._alive.discard(n)
         return Decision.STOP
+
+    def _ranked(self) -> list[int]:
+        """The trials running with a score, best first."""
+        return sorted(
+            (m for m in self._alive if m in self._score), key=lambda m: (self._score[m], m)
+        )
+
+    def _can_give(self, m: int) -> bool:
+        """Whether trial ``m`` has training left for a copy to go on with."""
+        top = self.max_resource
+        return top is None or self._at.get(m, 0.0) + self.interval <= top
 
     def _explore(self, params: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         assert self.space is not None, "the study's space comes with its first event"
@@ -135,16 +145,35 @@ class PBT(BaseScheduler):
                 i = dist.choices.index(out[name]) + int(rng.choice([-1, 1]))
                 out[name] = dist.choices[min(max(i, 0), len(dist.choices) - 1)]
             elif isinstance(dist, (Float, Int)):
-                x = float(out[name]) * float(rng.choice(self.perturb))
+                factor = float(rng.choice(self.perturb))
+                old = float(out[name])
+                x = old * factor
+                if isinstance(dist, Int):
+                    x = round(x)
+                    if x == old and factor != 1:  # too small to move by a factor: one step
+                        x = old + (1 if factor > 1 else -1)
+                elif x == old and factor != 1:  # at 0: a twentieth of the range
+                    x = old + (dist.high - dist.low) / 20 * (1 if factor > 1 else -1)
                 x = min(max(x, dist.low), dist.high)
-                out[name] = dist.decode(dist.encode(round(x) if isinstance(dist, Int) else x))
+                out[name] = dist.decode(dist.encode(x))
         return self.space.check(out)
 
     def propose(self) -> Proposal | None:
-        return self._wanted[0] if self._wanted else None
+        """A copy of one of the best running trials (chosen now, from the scores as they
+        are), for the first trial that made way for one."""
+        if not self._wanted:
+            return None
+        ranked = self._ranked()
+        k = math.floor(len(ranked) * self.quantile)
+        best = [m for m in ranked[: max(k, 1)] if self._can_give(m)]
+        if not best:
+            return None  # none has training left to share: the sampler fills the slot
+        rng = np.random.default_rng([self.seed, self._wanted[0], len(self._wanted)])
+        parent = best[int(rng.integers(len(best)))]
+        return Proposal(self._explore(self._params[parent], rng), parent)
 
     def __repr__(self) -> str:
         return (
             f"PBT(perturbation_interval={self.interval:g}, resource={self.resource!r}, "
-            f"quantile={self.quantile:g})"
+            f"quantile={self.quantile:g}, seed={self.seed})"
         )

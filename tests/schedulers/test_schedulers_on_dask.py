@@ -66,8 +66,10 @@ def test_a_stop_decision_ends_the_trial_on_its_worker_within_one_report(tmp_path
         took = time.monotonic() - t0
     trials = study.trials
     assert all(t.state is ah.TrialState.PRUNED for t in trials)
-    # decided on the report at step 3: the worker raised at the next one, or the one after
-    assert all(3 <= t.reports[-1].step <= 5 for t in trials), [len(t.reports) for t in trials]
+    # decided on the report at step 3: the worker raised at the next one (reports come every
+    # 50 ms, the decision takes a few), or, on a machine busy with other work, the one after
+    last = [t.reports[-1].step for t in trials]
+    assert all(3 <= s <= 5 for s in last) and sorted(last)[len(last) // 2] <= 4, last
     # ended by the raise on the worker, not cancelled after the grace period
     assert took < 3 * DECISION_GRACE
 
