@@ -2,17 +2,22 @@
 
 A checkpoint is one pickle file, ``trial-<number>/<seq>-<random>.pkl`` under the folder (a
 local path, or any URL ``fsspec`` opens: a shared file system on HPC, object storage). The
-journal records only its name and its SHA-256; a checkpoint is read back only from under the
-study's own folder, and only if its bytes are the ones written, so a journal from a stranger
-can never make a trial unpickle a file it points at.
+journal records only its name and its keyed SHA-256 (an HMAC, with a key of this user's:
+``$ASYNCHPO_CHECKPOINT_KEY``, else ``~/.asynchpo/checkpoint.key``, made on first use). A
+checkpoint is read back only from under the study's own folder, and only if its bytes are
+the ones this user's trials wrote: a study and checkpoints from a stranger are never
+unpickled, even when they agree with each other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
+import os
 import pickle
 import re
+import secrets
 import uuid
 from typing import Any
 
@@ -22,7 +27,36 @@ _NAME = re.compile(r"trial-[0-9]{1,19}/[0-9]{1,19}-[0-9a-f]{32}\.pkl")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read back: it is missing, or not the file that was written."""
+    """A checkpoint cannot be read back: it is missing, or not a file this user's trials wrote."""
+
+
+def _key() -> bytes:
+    """This user's checkpoint key (workers on other machines need the same: a shared home,
+    or ``ASYNCHPO_CHECKPOINT_KEY`` in their environment)."""
+    given = os.environ.get("ASYNCHPO_CHECKPOINT_KEY")
+    if given:
+        return given.encode()
+    path = os.path.join(os.path.expanduser("~"), ".asynchpo", "checkpoint.key")
+    try:
+        with open(path, "rb") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        with open(path, "rb") as f:
+            return f.read().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode())
+    with open(path, "rb") as f:
+        return f.read().strip()
+
+
+def digest(data: bytes) -> str:
+    """The keyed SHA-256 of a checkpoint's bytes."""
+    return hmac.new(_key(), data, hashlib.sha256).hexdigest()
 
 
 def _fs(root: str) -> tuple[Any, str]:
@@ -57,7 +91,7 @@ def save(obj: Any, root: str, number: int, seq: int) -> dict[str, str]:
     with fs.open(tmp, "wb") as f:
         f.write(data)
     fs.mv(tmp, f"{base}/{name}")  # whole or not at all
-    return {"name": name, "sha256": hashlib.sha256(data).hexdigest()}
+    return {"name": name, "sha256": digest(data)}
 
 
 def copy(root: str, name: str, sha256: str, number: int) -> dict[str, str]:
@@ -71,10 +105,10 @@ def copy(root: str, name: str, sha256: str, number: int) -> dict[str, str]:
             data = f.read()
     except OSError as exc:
         raise CheckpointError(f"checkpoint {name!r} under {root}: {exc}") from None
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if not hmac.compare_digest(digest(data), sha256):
         raise CheckpointError(
-            f"checkpoint {name!r} under {root} is not the file that was written (its SHA-256 "
-            "differs); not copied"
+            f"checkpoint {name!r} under {root} is not a file this user's trials wrote (its "
+            "keyed SHA-256 differs); not copied"
         )
     mine = f"trial-{number}/{name.split('/')[1].split('-')[0]}-{uuid.uuid4().hex}.pkl"
     fs.makedirs(f"{base}/trial-{number}", exist_ok=True)
@@ -101,9 +135,9 @@ def load(root: str, name: str, sha256: str) -> Any:
             data = f.read()
     except OSError as exc:
         raise CheckpointError(f"checkpoint {name!r} under {root}: {exc}") from None
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if not hmac.compare_digest(digest(data), sha256):
         raise CheckpointError(
-            f"checkpoint {name!r} under {root} is not the file that was written (its SHA-256 "
-            "differs); not read"
+            f"checkpoint {name!r} under {root} is not a file this user's trials wrote (its "
+            "keyed SHA-256 differs); not read"
         )
     return pickle.loads(data)

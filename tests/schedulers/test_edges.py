@@ -192,3 +192,25 @@ def test_a_reduction_factor_barely_above_one_is_refused():
         ah.ASHA(1e3, reduction_factor=1 + 1e-6)
     with pytest.raises(ValueError, match="reduction_factor"):
         ah.Hyperband(20, reduction_factor=1.005)
+
+
+def test_a_study_and_checkpoints_from_a_stranger_are_never_unpickled(tmp_path, monkeypatch):
+    # a stranger's journal and checkpoints agree with each other, but were made with their
+    # key, not ours: nothing of theirs is unpickled here
+    from asynchpo import _checkpoint
+
+    monkeypatch.setenv("ASYNCHPO_CHECKPOINT_KEY", "the stranger's key")
+    saved = _checkpoint.save({"epoch": 3}, str(tmp_path), 0, 3)
+    assert _checkpoint.load(str(tmp_path), saved["name"], saved["sha256"]) == {"epoch": 3}
+    monkeypatch.setenv("ASYNCHPO_CHECKPOINT_KEY", "our key")
+    with pytest.raises(_checkpoint.CheckpointError, match="not a file this user"):
+        _checkpoint.load(str(tmp_path), saved["name"], saved["sha256"])
+    with pytest.raises(_checkpoint.CheckpointError, match="not a file this user"):
+        _checkpoint.copy(str(tmp_path), saved["name"], saved["sha256"], 0)
+    # and without the variable, a key of this user's, kept private in the home folder
+    monkeypatch.delenv("ASYNCHPO_CHECKPOINT_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    mine = _checkpoint.save([1, 2], str(tmp_path), 1, 0)
+    key = tmp_path / "home" / ".asynchpo" / "checkpoint.key"
+    assert key.exists() and (key.stat().st_mode & 0o777) == 0o600
+    assert _checkpoint.load(str(tmp_path), mine["name"], mine["sha256"]) == [1, 2]

@@ -110,7 +110,7 @@ def test_a_checkpoint_that_changed_on_disk_is_never_unpickled(tmp_path):
     backend = ah.SimulatedBackend(n_workers=4, step_duration=1.0)
     study.optimize(curve, n_trials=1, backend=backend, progress=False)
     failed = [t for t in study.get_trials([ah.TrialState.FAILED]) if t.attempts > 1]
-    assert failed and all("not the file that was written" in (t.error or "") for t in failed)
+    assert failed and all("is not a file this user" in (t.error or "") for t in failed)
 
 
 def test_a_simulation_needs_the_time_of_a_step_before_any_trial_runs():
