@@ -950,7 +950,12 @@ class StudyState:
         self.counts[rec.state] -= 1
         self.counts[state] += 1
         rec.state = state
-        assert self._pending is not None
+        assert self._pending is not None and self._failed is not None and self.space is not None
+        # a pruned or paused trial's point is not worth suggesting again (while paused)
+        if state in (TrialState.PRUNED, TrialState.PAUSED):
+            self._failed.add(rec.number, self.space.encode(rec.params))
+        else:
+            self._failed.remove(rec.number)  # (a failed one is added once it is failed)
         if state is TrialState.RUNNING:
             assert self.space is not None
             self._pending.add(rec.number, self.space.encode(rec.params))

@@ -43,7 +43,8 @@ class History:
         X: Complete trials' points, `n x d`.
         y: Their objective values oriented to be minimized (maximized objectives are
             negated), `n`.
-        X_failed: Failed trials' points, `f x d`: no value, but not worth repeating.
+        X_failed: Failed, pruned and paused trials' points, `f x d`: no value at the end,
+            but not worth repeating.
         n_asked: How many trials the study has asked so far, from every source.
         fidelity: Intermediate results at the scheduler's rungs, for a sampler whose
             ``multi_fidelity`` is True; None otherwise.

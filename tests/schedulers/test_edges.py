@@ -214,3 +214,15 @@ def test_a_study_and_checkpoints_from_a_stranger_are_never_unpickled(tmp_path, m
     key = tmp_path / "home" / ".asynchpo" / "checkpoint.key"
     assert key.exists() and (key.stat().st_mode & 0o777) == 0o600
     assert _checkpoint.load(str(tmp_path), mine["name"], mine["sha256"]) == [1, 2]
+
+
+def test_pruned_and_paused_points_are_not_suggested_again():
+    study = ah.Study(
+        SPACE, sampler=ah.RandomSampler(seed=0), scheduler=ah.ASHA(9, mode="promotion")
+    )
+    backend = ah.SimulatedBackend(n_workers=2, step_duration=1.0)
+    study.optimize(resumable, n_trials=12, backend=backend, progress=False)
+    history, _ = study.journal.snapshot()
+    held = study.get_trials([ah.TrialState.PAUSED, ah.TrialState.PRUNED, ah.TrialState.FAILED])
+    assert held and len(history.X_failed) == len(held)
+    assert {tuple(r) for r in history.X_failed} == {tuple(SPACE.encode(t.params)) for t in held}
