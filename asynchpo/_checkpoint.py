@@ -94,22 +94,29 @@ def save(obj: Any, root: str, number: int, seq: int) -> dict[str, str]:
     return {"name": name, "sha256": digest(data)}
 
 
-def copy(root: str, name: str, sha256: str, number: int) -> dict[str, str]:
-    """A copy of trial ``number``'s checkpoint ``name`` (checked against ``sha256``), which
-    that trial never deletes: what a trial copied from it starts from stays."""
+def _read(root: str, name: str, sha256: str) -> bytes:
+    """The bytes of checkpoint ``name`` under ``root``, if this user's trials wrote them."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise CheckpointError(f"checkpoint {name!r}: not a checkpoint's name; not read")
     fs, base = _fs(root)
     try:
         with fs.open(f"{base}/{name}", "rb") as f:
-            data = f.read()
+            data: bytes = f.read()
     except OSError as exc:
         raise CheckpointError(f"checkpoint {name!r} under {root}: {exc}") from None
     if not hmac.compare_digest(digest(data), sha256):
         raise CheckpointError(
             f"checkpoint {name!r} under {root} is not a file this user's trials wrote (its "
-            "keyed SHA-256 differs); not copied"
+            "keyed SHA-256 differs); not read"
         )
+    return data
+
+
+def copy(root: str, name: str, sha256: str, number: int) -> dict[str, str]:
+    """A copy of trial ``number``'s checkpoint ``name`` (checked against ``sha256``), which
+    that trial never deletes: what a trial copied from it starts from stays."""
+    data = _read(root, name, sha256)
+    fs, base = _fs(root)
     mine = f"trial-{number}/{name.split('/')[1].split('-')[0]}-{uuid.uuid4().hex}.pkl"
     fs.makedirs(f"{base}/trial-{number}", exist_ok=True)
     with fs.open(f"{base}/{mine}.partial", "wb") as f:
@@ -126,18 +133,5 @@ def remove(root: str, name: str) -> None:
 
 
 def load(root: str, name: str, sha256: str) -> Any:
-    """The object of checkpoint ``name`` under ``root``, if its bytes hash to ``sha256``."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise CheckpointError(f"checkpoint {name!r}: not a checkpoint's name; not read")
-    fs, base = _fs(root)
-    try:
-        with fs.open(f"{base}/{name}", "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise CheckpointError(f"checkpoint {name!r} under {root}: {exc}") from None
-    if not hmac.compare_digest(digest(data), sha256):
-        raise CheckpointError(
-            f"checkpoint {name!r} under {root} is not a file this user's trials wrote (its "
-            "keyed SHA-256 differs); not read"
-        )
-    return pickle.loads(data)
+    """The object of checkpoint ``name`` under ``root``, if this user's trials wrote it."""
+    return pickle.loads(_read(root, name, sha256))  # checked byte for byte: our own
