@@ -1,0 +1,293 @@
+"""Record the learning curves of a small PyTorch MLP on scikit-learn's digits: the table that
+``benchmarks.mf_table`` replays (a tabulated multi-fidelity benchmark, like the learning-curve
+tables of Syne Tune's blackbox repository or HPOBench/LCBench).
+
+    python -m benchmarks.mf_record [--n 2048] [--epochs 27] [--out benchmarks/data/mlp_digits.npz]
+        [--time-one] [--shard K/M] [--retime E]
+
+For each of ``n`` configurations (scrambled Sobol' points, ``scipy.stats.qmc``, seed 0) of six
+hyperparameters -- learning rate (log, 1e-4..1e-1), width (int, log, 16..512), depth (int,
+1..4), weight decay (log, 1e-6..1e-2), batch size (int, log, 16..256), dropout (0..0.5) --
+an MLP (ReLU, dropout after each hidden layer, AdamW) is trained on a fixed split of
+``load_digits`` (1,200 training images, 597 validation images, standardized; split seed 0)
+for ``epochs`` epochs; after each epoch the validation error (1 - accuracy) and the
+wall-clock seconds of that epoch (training plus validation, one thread) are stored.
+
+Deterministic: configuration ``i`` is trained with ``torch.manual_seed(i)`` (weights, dropout
+and the order of minibatches), so re-running gives the same errors (the seconds, of course,
+vary). Resumable: finished configurations are kept in ``<out>.partial.npz`` every 50
+configurations and the run goes on from there. ``--shard K/M`` records only configurations
+``i`` with ``i % M == K`` into ``<out>.shardK.partial.npz``; a run without ``--shard`` merges
+the shards it finds.
+
+The output (``np.load``) holds float32 arrays ``error`` and ``seconds`` of shape
+``(n, epochs)``, the parameter table (``lr``, ``width``, ``depth``, ``weight_decay``,
+``batch_size``, ``dropout``: shape ``(n,)``), ``unit`` (the Sobol' points, ``(n, 6)``) and
+``meta`` (a JSON string: how it was made); with ``--retime E`` run first, also
+``cpu_seconds`` ``(n,)``: CPU seconds per epoch (``time.process_time``, mean of ``E`` epochs
+trained again), a measure of cost that other processes on the machine do not inflate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+NAMES = ("lr", "width", "depth", "weight_decay", "batch_size", "dropout")
+#: name -> (low, high, log, integer)
+BOUNDS = {
+    "lr": (1e-4, 1e-1, True, False),
+    "width": (16, 512, True, True),
+    "depth": (1, 4, False, True),
+    "weight_decay": (1e-6, 1e-2, True, False),
+    "batch_size": (16, 256, True, True),
+    "dropout": (0.0, 0.5, False, False),
+}
+DEFAULT_OUT = Path("benchmarks/data/mlp_digits.npz")
+N_TRAIN = 1200
+SPLIT_SEED = 0
+DESIGN_SEED = 0
+
+
+def space():
+    """The search space, as an ``asynchpo.Space`` (what ``benchmarks.mf_table`` searches)."""
+    import asynchpo as ah
+
+    def dist(lo, hi, log, integer):
+        return ah.Int(lo, hi, log=log) if integer else ah.Float(lo, hi, log=log)
+
+    return ah.Space({k: dist(*BOUNDS[k]) for k in NAMES})
+
+
+def decode(u: np.ndarray) -> dict[str, np.ndarray]:
+    """Points of the unit cube (``n x 6``) to parameter columns, as ``space().decode`` does:
+    a log integer is rounded from log-uniform over ``[low - 0.5, high + 0.5]``, a linear
+    integer takes equal bins of the cube."""
+    rows = space().decode_many(u)
+    return {k: np.array([r[k] for r in rows]) for k in NAMES}
+
+
+def design(n: int) -> np.ndarray:
+    from scipy.stats import qmc
+
+    return qmc.Sobol(d=len(NAMES), scramble=True, seed=DESIGN_SEED).random(n)
+
+
+def data():
+    import torch
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    tr, va = perm[:N_TRAIN], perm[N_TRAIN:]
+    mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-6
+    X = (X - mu) / sd
+    t = lambda a, dt: torch.as_tensor(a, dtype=dt)  # noqa: E731
+    return (
+        t(X[tr], torch.float32),
+        t(y[tr], torch.long),
+        t(X[va], torch.float32),
+        t(y[va], torch.long),
+    )
+
+
+def train_curve(
+    params: dict, epochs: int, seed: int, tensors, clock=time.perf_counter
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation error and the seconds (by ``clock``) of each epoch of one
+    configuration."""
+    import torch
+    from torch import nn
+
+    Xtr, ytr, Xva, yva = tensors
+    torch.manual_seed(seed)
+    width, depth = int(params["width"]), int(params["depth"])
+    layers: list[nn.Module] = []
+    d_in = Xtr.shape[1]
+    for _ in range(depth):
+        layers += [nn.Linear(d_in, width), nn.ReLU(), nn.Dropout(float(params["dropout"]))]
+        d_in = width
+    layers.append(nn.Linear(d_in, 10))
+    model = nn.Sequential(*layers)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"])
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    bs = int(params["batch_size"])
+    n = len(ytr)
+    gen = torch.Generator().manual_seed(seed)
+    err = np.empty(epochs, np.float32)
+    sec = np.empty(epochs, np.float32)
+    for e in range(epochs):
+        t0 = clock()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, bs):
+            idx = perm[i : i + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(Xtr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            out = model(Xva)
+            acc = (out.argmax(1) == yva).float().mean().item()
+        if not math.isfinite(acc):
+            acc = 0.0
+        sec[e] = clock() - t0
+        err[e] = 1.0 - acc
+    return err, sec
+
+
+def _save(path: Path, arrays: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=2048)
+    p.add_argument("--epochs", type=int, default=27)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--time-one", action="store_true", help="time a few configurations, save none")
+    p.add_argument(
+        "--retime",
+        type=int,
+        default=0,
+        metavar="E",
+        help="train every configuration E epochs again, measuring CPU seconds "
+        "(time.process_time) per epoch, into <out>.cpu.npz; the final table takes them in",
+    )
+    p.add_argument("--shard", default=None, help="K/M: record configurations i % M == K only")
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    tensors = data()
+    U = design(args.n)
+    P = decode(U)
+    params = [{k: P[k][i] for k in NAMES} for i in range(args.n)]
+
+    if args.time_one:
+        for i in range(8):
+            t0 = time.perf_counter()
+            err, sec = train_curve(params[i], args.epochs, i, tensors)
+            print(
+                {
+                    k: (float(v) if k in ("lr", "weight_decay", "dropout") else int(v))
+                    for k, v in params[i].items()
+                },
+                f"final error {err[-1]:.3f}, {time.perf_counter() - t0:.2f}s "
+                f"({sec.mean() * 1e3:.1f} ms/epoch)",
+                flush=True,
+            )
+        return
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.retime:
+        cpu_file = args.out.with_name(args.out.stem + ".cpu.npz")
+        cpu = np.full(args.n, np.nan)
+        if cpu_file.exists():
+            old = np.load(cpu_file)["cpu_seconds"]
+            cpu[: min(len(old), args.n)] = old[: args.n]
+        t_start = time.perf_counter()
+        todo = [i for i in range(args.n) if np.isnan(cpu[i])]
+        for count, i in enumerate(todo, 1):
+            _, sec = train_curve(params[i], args.retime, i, tensors, clock=time.process_time)
+            cpu[i] = float(sec.mean())
+            if count % 100 == 0 or count == len(todo):
+                _save(cpu_file, {"cpu_seconds": cpu, "epochs": np.array(args.retime)})
+                print(
+                    f"retimed {count}/{len(todo)} in {time.perf_counter() - t_start:.0f}s",
+                    flush=True,
+                )
+        return
+    shard_k, shard_m = (0, 1)
+    if args.shard:
+        shard_k, shard_m = map(int, args.shard.split("/"))
+    suffix = f".shard{shard_k}" if args.shard else ""
+    partial = args.out.with_name(args.out.stem + suffix + ".partial.npz")
+    error = np.full((args.n, args.epochs), np.nan, np.float32)
+    seconds = np.full((args.n, args.epochs), np.nan, np.float32)
+    sources = (
+        [partial] if args.shard else sorted(args.out.parent.glob(args.out.stem + "*.partial.npz"))
+    )
+    for src in sources:
+        if src.exists():
+            z = np.load(src)
+            m = min(args.n, len(z["error"]))
+            if z["error"].shape[1] == args.epochs:
+                done = ~np.isnan(z["error"][:m, -1])
+                error[:m][done], seconds[:m][done] = z["error"][:m][done], z["seconds"][:m][done]
+    todo = [i for i in range(args.n) if i % shard_m == shard_k and np.isnan(error[i, -1])]
+    print(
+        f"{args.n - int(np.isnan(error[:, -1]).sum())} configurations recorded, {len(todo)} to do",
+        flush=True,
+    )
+    t_start = time.perf_counter()
+    for count, i in enumerate(todo, 1):
+        error[i], seconds[i] = train_curve(params[i], args.epochs, i, tensors)
+        if count % 50 == 0 or count == len(todo):
+            _save(partial, {"error": error, "seconds": seconds})
+            el = time.perf_counter() - t_start
+            print(
+                f"{count}/{len(todo)} in {el:.0f}s (eta {el / count * (len(todo) - count):.0f}s)",
+                flush=True,
+            )
+    if args.shard:
+        return
+    if np.isnan(error[:, -1]).any():
+        raise SystemExit("some configurations are missing; run the shards first")
+    meta = {
+        "what": "MLP on sklearn load_digits, validation error (1 - accuracy) after each epoch",
+        "n": args.n,
+        "epochs": args.epochs,
+        "n_train": N_TRAIN,
+        "n_valid": int(tensors[2].shape[0]),
+        "split_seed": SPLIT_SEED,
+        "design": f"scipy.stats.qmc.Sobol(d=6, scramble=True, seed={DESIGN_SEED})",
+        "names": list(NAMES),
+        "bounds": {k: list(v) for k, v in BOUNDS.items()},
+        "optimizer": "AdamW; ReLU MLP, dropout after each hidden layer; torch.manual_seed(i)",
+        "seconds": "wall-clock seconds of each epoch (train + validation), 1 torch thread; "
+        "they include the time other processes on the machine held the core",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "recorded": time.strftime("%Y-%m-%d"),
+    }
+    extra = {}
+    cpu_file = args.out.with_name(args.out.stem + ".cpu.npz")
+    if cpu_file.exists():
+        z = np.load(cpu_file)
+        if len(z["cpu_seconds"]) >= args.n and not np.isnan(z["cpu_seconds"][: args.n]).any():
+            extra["cpu_seconds"] = z["cpu_seconds"][: args.n].astype(np.float32)
+            meta["cpu_seconds"] = (
+                f"CPU seconds (time.process_time) per epoch, mean of {int(z['epochs'])} epochs "
+                "trained again (--retime): unlike the wall-clock seconds, not inflated by other "
+                "processes taking the core"
+            )
+    _save(
+        args.out,
+        {
+            **extra,
+            "error": error,
+            "seconds": seconds,
+            "unit": U.astype(np.float32),
+            **{k: P[k].astype(np.int32 if BOUNDS[k][3] else np.float32) for k in NAMES},
+            "meta": np.array(json.dumps(meta)),
+        },
+    )
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
