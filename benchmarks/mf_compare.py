@@ -615,9 +615,11 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, skipped: dict[s
         "differences between methods there are of one to three images. Its epoch times are "
         "wall-clock seconds measured on a 2-core machine that other processes shared (they "
         "are up to ~3x a configuration's CPU seconds, see `benchmarks/mf_record.py`), so "
-        "the virtual clock carries that noise. asynchpo's samplers see only the trials that "
-        "completed (ran all 27 epochs): `GPSampler` under a scheduler models the finished "
-        "ones alone, and samples its Sobol' design until enough of them have finished.",
+        "the virtual clock carries that noise. Under `ASHA` and `Hyperband`, asynchpo's "
+        "`GPSampler` models every rung's results (one GP over configuration and resource); "
+        "under `MedianStopping` and without a scheduler, the complete trials'. The runs were "
+        "made with the asynchpo commit given below: asynchpo changes fast, re-run "
+        "asynchpo's methods (`--fresh ah-...`) after it does.",
         "",
     ]
     groups = sorted(
@@ -676,6 +678,23 @@ def _versions() -> dict[str, str]:
     for name in ("asynchpo", "numpy", "torch", "optuna", "syne-tune", "ray"):
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
+    import subprocess
+
+    root = Path(ah.__file__).resolve().parent.parent
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        git = ["git", "-C", str(root)]
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "asynchpo"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        out["asynchpo"] = (
+            f"{out.get('asynchpo', '')} (commit {head}{', modified' if dirty else ''})"
+        )
     return out
 
 
@@ -686,13 +705,15 @@ def figure(runs: list[dict[str, Any]], groups: list, html: Path, command: str) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 4.2 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 4.2 * len(groups) + 1.2), squeeze=False)
     cmap = plt.get_cmap("tab20")
     for row, (fname, W) in enumerate(groups):
         g = [r for r in runs if r["function"] == fname and r["workers"] == W]
         methods = [m for m in METHODS if any(r["method"] == m for r in g)]
         floor = 1e-4 if fname == "table" else 1e-3
-        t_max = max(r["t_end"] for r in g)
+        # time: up to the latest of the methods' median ends (a few runs on slow
+        # configurations end much later)
+        t_max = max(float(np.median([r["t_end"] for r in g if r["method"] == m])) for m in methods)
         grids = (np.linspace(1, max(r["epochs"] for r in g), 300), np.linspace(0, t_max, 300))
         for col, (by, grid, label) in enumerate(
             zip((0, 1), grids, ("epochs consumed", "virtual time (s)"), strict=True)
@@ -715,8 +736,9 @@ def figure(runs: list[dict[str, Any]], groups: list, html: Path, command: str) -
             ax.set_ylabel(f"median regret (clipped at {floor:g})")
             ax.set_title(f"{fname}, {W} workers")
             ax.grid(alpha=0.3)
-        axes[row][1].legend(fontsize=7, loc="upper right", ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
     plt.close(fig)

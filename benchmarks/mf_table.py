@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 import asynchpo as ah
+from benchmarks.functions import hartmann6
 
 #: the recorded table (``ASYNCHPO_MF_TABLE`` names another, e.g. a smaller one to try things)
 TABLE = Path(os.environ.get("ASYNCHPO_MF_TABLE", Path(__file__).parent / "data" / "mlp_digits.npz"))
@@ -130,29 +131,8 @@ def table_benchmark(path: Path = TABLE, cost: str = "wall") -> Benchmark:
     )
 
 
-_HA = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_HP = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-_HALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 HARTMANN6_MIN = -3.32237
 HARTMANN6_ARGMIN = (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)
-
-
-def hartmann6(x: np.ndarray) -> float:
-    return float(-(_HALPHA * np.exp(-(_HA * (x - _HP) ** 2).sum(axis=1))).sum())
 
 
 def hartmann_curve(x: np.ndarray, R: int = 27, a: float = 0.7, s: float = 0.3) -> np.ndarray:
