@@ -21,8 +21,8 @@ GPSampler's median final regret, and the regret at equal virtual time) and
 SVG, offline). Each run is kept in ``--cache`` (JSON lines, default under the temporary
 folder); a run already there is not run again.
 
-Run it with the peers installed (``/work/bench-venv``: ``torch``, ``pip install -e .``,
-``optuna``, ``syne-tune``, ``ray[tune]``); a method whose library is missing is skipped.
+Run it in an environment that has the peers too (``pip install -e ".[bench]" syne-tune
+"ray[tune]"``); a method whose library is missing is skipped, and the table says so.
 """
 
 from __future__ import annotations
@@ -444,9 +444,10 @@ DESCRIBE = {
     "syne-bohb": "`baselines.BOHB(grace_period=1, reduction_factor=3)` (ASHA + KDE)",
     "syne-msr": "`MedianStoppingRule(RandomSearch(...))`",
     "syne013-mobster": "Syne Tune 0.13 `baselines.MOBSTER(grace_period=1, reduction_factor=3, "
-    'type="stopping")` (GP multi-task searcher; own venv, `/work/bench-venv-st013`)',
+    'type="stopping")` (GP multi-task searcher; an environment of its own: 0.13 needs '
+    "numpy < 1.27)",
     "syne013-hypertune": 'Syne Tune 0.13 `baselines.HyperTune(..., brackets=3, type="stopping")`'
-    " (own venv)",
+    " (an environment of its own)",
     "ray-asha": "`AsyncHyperBandScheduler(grace_period=1, reduction_factor=3)`, random configs",
 }
 
@@ -588,7 +589,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, skipped: dict[s
     lines = [
         "# Multi-fidelity methods on a learning-curve table and a multi-fidelity Hartmann-6",
         "",
-        f"Command (with `/work/bench-venv`, which holds the peers): `{args.command}`",
+        f"Command (in an environment with the peers installed): `{args.command}`",
         "",
         f"Budget: {args.budget} full-length trials' worth, {epochs_budget} epochs (all workers "
         "together), the same simulated asynchronous workers for every method; each epoch takes "
