@@ -684,7 +684,6 @@ class _Record:
     error: str | None = None
     failure: Failure | None = None
     snapshot: Trial | None = None
-    paused_at: int | None = None  # the step of its last pause
     checkpoint: dict[str, str] | None = None  # its latest: name, sha256
     parent: int | None = None  # the trial whose checkpoint it started from
 
@@ -1044,7 +1043,7 @@ class StudyState:
     def _on_trial_paused(self, e: TrialPaused, rec: _Record) -> None:
         if rec.state not in (TrialState.RUNNING, TrialState.INTERRUPTED):
             return
-        rec.paused_at, rec.error = e.step, None
+        rec.error = None
         self._move(rec, TrialState.PAUSED)
         self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
 
