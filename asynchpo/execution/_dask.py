@@ -13,6 +13,8 @@ import contextlib
 import dataclasses
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +43,49 @@ _DECISIONS: collections.OrderedDict[str, str] = collections.OrderedDict()
 _MAX_DECISIONS = 10_000
 
 
+class _Notices:
+    """Announces, on each worker process, the trials still running ``START_NOTICE_DELAY``
+    after they began: one thread of its own that wakes every half delay while trials run,
+    so a trial costs two dict updates and no wake-up of the worker's event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[str, tuple[float, Callable[[], None]]] = {}
+        self._pending = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, key: str, announce: Callable[[], None]) -> None:
+        with self._lock:
+            self._due[key] = (time.monotonic() + START_NOTICE_DELAY, announce)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="asynchpo-notices", daemon=True
+                )
+                self._thread.start()
+        self._pending.set()
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self._due.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            self._pending.wait()
+            time.sleep(START_NOTICE_DELAY / 2)
+            now = time.monotonic()
+            with self._lock:
+                due = [k for k, (at, _) in self._due.items() if at <= now]
+                calls = [self._due.pop(k)[1] for k in due]
+                if not self._due:
+                    self._pending.clear()
+            for call in calls:
+                with contextlib.suppress(Exception):  # a closing worker: nothing to tell
+                    call()
+
+
+_NOTICES = _Notices()
+
+
 def _set_decision(key: str, decision: str) -> None:
     """Executed on a worker by ``Client.run``: trial ``key``'s next report raises."""
     _DECISIONS[key] = decision
@@ -52,22 +97,20 @@ def _dask_trial(job: Job, topic: str, key: str = "") -> dict[str, Any]:
     """Executed on a worker: run the trial, announce it if it lasts, stream its reports,
     and stop it at a report once the study's scheduler decided so."""
     worker = get_worker()
-    finished = False
 
     def send(msg: dict[str, Any]) -> None:
         worker.log_event(topic, {"kind": "report", **msg})
 
     def announce() -> None:
-        if not finished:
-            msg = {"number": job.number, "attempt": job.attempt, "worker": worker.address}
-            worker.log_event(topic, {"kind": "started", **msg})
+        msg = {"number": job.number, "attempt": job.attempt, "worker": worker.address}
+        worker.log_event(topic, {"kind": "started", **msg})
 
-    worker.loop.add_callback(worker.loop.call_later, START_NOTICE_DELAY, announce)
+    _NOTICES.add(key, announce)
     try:
         ctx = context_for(job, send, lambda: _DECISIONS.get(key))
         out = run_trial(job.objective, job.params, job.objective_name, ctx)
     finally:
-        finished = True
+        _NOTICES.remove(key)
         _DECISIONS.pop(key, None)
     out["worker"] = worker.address
     return out

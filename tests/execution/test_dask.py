@@ -13,7 +13,7 @@ from dask.utils import key_split
 from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster, get_worker
 
 import asynchpo as ah
-from asynchpo.events import TrialCompleted, TrialReported, TrialRetried
+from asynchpo.events import TrialCompleted, TrialReported, TrialRetried, TrialStarted
 from asynchpo.trial import Failure
 
 pytestmark = pytest.mark.slow
@@ -73,6 +73,34 @@ def test_reports_reach_the_driver_while_the_trial_runs(client):
         done = next(e for e in events if isinstance(e, TrialCompleted) and e.number == n)
         assert first.step == 0 and done.time - first.time > 0.7  # it came live, not at the end
         assert [r.step for r in study.trials[n].reports] == [0, 1]
+
+
+def test_a_trial_that_lasts_is_announced_with_its_worker_while_it_runs(client):
+    def slow(p):
+        time.sleep(3.0)
+        return p["x"]
+
+    client.run(lambda: __import__("asynchpo"))  # what a first trial on a worker imports
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=2))
+    run = study.start(slow, n_trials=2, client=client, progress=False)
+    deadline = time.monotonic() + 2.5
+    started: list[ah.Trial] = []
+    while time.monotonic() < deadline and len(started) < 2:
+        started = [t for t in study.get_trials(["running"]) if t.started_at is not None]
+        time.sleep(0.02)
+    assert run.wait(timeout=30) == "complete"
+    assert len(started) == 2  # both, before either ended
+    assert {t.worker for t in started} == set(client.scheduler_info()["workers"])
+    events = study.storage.read(study.name)
+    assert sum(isinstance(e, TrialStarted) for e in events) == 2  # announced once each
+
+
+def test_a_trial_too_short_to_announce_gets_its_start_from_its_result(client):
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=3))
+    study.optimize(lambda p: p["x"], n_trials=6, client=client, progress=False)
+    for t in study.trials:
+        assert t.worker is not None and t.started_at is not None
+        assert t.asked_at <= t.started_at <= t.finished_at
 
 
 def test_failures_are_recorded_and_the_study_goes_on(client):
