@@ -205,6 +205,8 @@ class GPSampler(BaseSampler):
         self._next_refit = 0
         self._slowdown, self._target = 1.0, 0.007  # measured / modelled seconds per suggest
         self._bases: dict[int, np.ndarray] = {}
+        # per number of running trials: one scrambled sequence, read on block by block
+        self._normals: dict[int, qmc.MultivariateNormalQMC] = {}
 
     @property
     def namespace(self) -> Namespace:
@@ -390,7 +392,10 @@ class GPSampler(BaseSampler):
                 # EI over joint draws of the pending outcomes; the believer screens for it
                 screen = score
                 mean_p, factor = fantasy.pending_factor()
-                engine = qmc.MultivariateNormalQMC(np.zeros(n_pending), rng=self._rng)
+                engine = self._normals.get(n_pending)
+                if engine is None:
+                    engine = qmc.MultivariateNormalQMC(np.zeros(n_pending), rng=self._rng)
+                    self._normals[n_pending] = engine
                 Z = engine.random(self.n_fantasies)
                 bests = np.minimum(best, (mean_p + Z @ factor.T).min(axis=1))
                 Zd, bd = xp.asarray(Z), xp.asarray(bests)
