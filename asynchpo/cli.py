@@ -106,7 +106,20 @@ def cmd_studies(args: argparse.Namespace) -> int:
     if not names:
         print(f"{args.file}: no studies")
         return 0
-    rows = [("study", "trials", "complete", "running", "failed", "objective", "best")]
+    rows = [
+        (
+            "study",
+            "trials",
+            "complete",
+            "running",
+            "failed",
+            "pruned",
+            "paused",
+            "steps",
+            "objective",
+            "best",
+        )
+    ]
     failed = 0
     for name in names:
         try:
@@ -124,6 +137,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
                 str(s.complete),
                 str(len(s.running)),
                 str(s.failed),
+                str(s.pruned),
+                str(s.paused),
+                str(s.steps),
                 f"{printable(s.objective)} ({printable(s.direction[:3])})",
                 _fmt(s.best_value),
             )

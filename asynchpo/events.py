@@ -366,8 +366,10 @@ def _distribution(value: Any) -> str | None:
 
 
 def _sha256(value: Any) -> None:
-    """A SHA-256 digest: 64 lower-case hexadecimal digits."""
-    if not (isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")):
+    """A SHA-256 digest: 64 lower-case hexadecimal digits; or empty, for no checkpoint (a
+    copy imported from another study, whose checkpoint stayed there)."""
+    ok = isinstance(value, str) and (value == "" or len(value) == 64)
+    if not (ok and set(value) <= set("0123456789abcdef")):
         raise _BadValueError(f"must be 64 hexadecimal digits, got {_show(value)}")
 
 
@@ -1031,13 +1033,20 @@ class StudyState:
         self._move(rec, TrialState.PRUNED)
         self._done(rec, e, None, "" if e.step is None else f"at step {e.step}", False)
 
-    def _on_trial_checkpointed(self, e: TrialCheckpointed, rec: _Record) -> None:
+    def _on_trial_checkpointed(self, e: TrialCheckpointed, rec: _Record) -> str | None:
+        if not (e.name and e.sha256):
+            return f"trial_checkpointed of trial {rec.number}: no name or digest"
         rec.checkpoint = {"name": e.name, "sha256": e.sha256}
+        return None
 
     def _on_trial_forked(self, e: TrialForked, rec: _Record) -> str | None:
         if e.parent not in self._records or e.parent == rec.number:
             return f"trial_forked of trial {rec.number}: no trial {e.parent} to start from"
-        rec.checkpoint, rec.parent = {"name": e.name, "sha256": e.sha256}, e.parent
+        if bool(e.name) != bool(e.sha256):
+            return f"trial_forked of trial {rec.number}: a checkpoint name without digest"
+        # (no name: an imported copy, whose checkpoint stayed with the study it came from)
+        rec.checkpoint = {"name": e.name, "sha256": e.sha256} if e.name else None
+        rec.parent = e.parent
         return None
 
     def _on_trial_paused(self, e: TrialPaused, rec: _Record) -> None:

@@ -80,18 +80,22 @@ def _heartbeat() -> None:
     while True:
         _beat_now.wait(LEASE_SECONDS / 4)
         _beat_now.clear()
-        with _held_lock:
-            held = [(h, where) for h, where in _held.items() if h not in _claiming]
-        for holder, (storage, study, on_lost) in held:
-            try:
-                if not storage.renew(study, holder, time.time() + LEASE_SECONDS):
-                    with _held_lock:
-                        _lost.add(holder)
-                        _held.pop(holder, None)
-                    logger.warning("asynchpo: study %r: the lease of a live run was lost", study)
-                    on_lost()
-            except Exception as error:  # a closed or unreachable file: the run will see it
-                logger.warning("asynchpo: study %r: renewing a lease failed: %r", study, error)
+        _renew_all()  # (in a call of its own: nothing it saw stays referenced meanwhile)
+
+
+def _renew_all() -> None:
+    with _held_lock:
+        held = [(h, where) for h, where in _held.items() if h not in _claiming]
+    for holder, (storage, study, on_lost) in held:
+        try:
+            if not storage.renew(study, holder, time.time() + LEASE_SECONDS):
+                with _held_lock:
+                    _lost.add(holder)
+                    _held.pop(holder, None)
+                logger.warning("asynchpo: study %r: the lease of a live run was lost", study)
+                on_lost()
+        except Exception as error:  # a closed or unreachable file: the run will see it
+            logger.warning("asynchpo: study %r: renewing a lease failed: %r", study, error)
 
 
 def _hold(

@@ -8,10 +8,12 @@ import hashlib
 import inspect
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -82,10 +84,21 @@ def _checkpoint_dir(given: str | os.PathLike[str] | None, journal: Journal) -> s
     path = getattr(journal.storage, "path", None)
     if isinstance(path, (str, os.PathLike)):
         base = os.path.abspath(f"{os.fspath(path)}-checkpoints")
-    else:  # a journal in memory: one folder per storage, whichever Study object opens it
+    else:  # a journal in memory: one folder per storage, whichever Study object opens it,
+        # gone with the storage (or when the process exits), as its journal is
         storage = f"{os.getpid()}-{id(journal.storage):x}"
         base = os.path.join(tempfile.gettempdir(), "asynchpo-checkpoints", storage)
+        if journal.storage not in _TEMPORARY:
+            _TEMPORARY[journal.storage] = weakref.finalize(
+                journal.storage, shutil.rmtree, base, ignore_errors=True
+            )
     return os.path.join(base, folder)
+
+
+#: The checkpoint folders of journals in memory, removed with their storage.
+_TEMPORARY: weakref.WeakKeyDictionary[BaseStorage, weakref.finalize[Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Study:

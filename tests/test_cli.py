@@ -35,11 +35,46 @@ def test_studies_lists_counts_and_best(db, capsys):
         "complete",
         "running",
         "failed",
+        "pruned",
+        "paused",
+        "steps",
         "objective",
         "best",
     ]
-    assert lines[2].split() == ["mlp", "4", "2", "1", "1", "loss", "(min)", "0.25"]
-    assert lines[3].split() == ["other", "1", "1", "0", "0", "value", "(max)", "3"]
+    assert lines[2].split() == ["mlp", "4", "2", "1", "1", "0", "0", "0", "loss", "(min)", "0.25"]
+    assert lines[3].split() == ["other", "1", "1", "0", "0", "0", "0", "0", "value", "(max)", "3"]
+
+
+def test_studies_counts_what_a_scheduler_stopped_and_the_training_done(tmp_path, capsys):
+    def curve(params):
+        for epoch in range(1, 10):
+            ah.report(epoch, value=params["x"] + 1 / epoch)
+        return params["x"]
+
+    path = tmp_path / "asha.db"
+    study = ah.Study(
+        ah.Space(x=ah.Float(0.0, 1.0)),
+        sampler=ah.RandomSampler(seed=0),
+        scheduler=ah.ASHA(max_resource=9, mode="promotion"),
+        storage=path,
+        name="asha",
+    )
+    backend = ah.SimulatedBackend(n_workers=4, step_duration=1.0, seed=0)
+    study.optimize(curve, n_trials=12, backend=backend, progress=False)
+    s = study.journal.summary()
+    assert s.pruned + s.paused > 0 and s.steps == sum(len(t.reports) for t in study.trials)
+    assert main(["studies", str(path)]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert row[:8] == [
+        "asha",
+        "12",
+        str(s.complete),
+        "0",
+        str(s.failed),
+        str(s.pruned),
+        str(s.paused),
+        str(s.steps),
+    ]
 
 
 def test_show_sorts_and_filters(db, capsys):

@@ -331,6 +331,24 @@ def test_what_does_not_fit_the_study_is_skipped_with_the_reason():
     assert state.summary().n_trials == 1
 
 
+def test_a_checkpoint_needs_a_name_and_a_digest_and_a_copy_may_have_neither():
+    state = StudyState()
+    state.apply(created())
+    state.apply(asked(0, 0.5))
+    state.apply(asked(1, 0.25))
+    digest = "a" * 64
+    with pytest.warns(CorruptRecordWarning, match="no name or digest"):
+        assert state.apply(TrialCheckpointed(time=1.0, number=0, name="c", sha256="")) is not None
+    assert state.checkpoint_of(0) is None
+    assert state.apply(TrialCheckpointed(time=1.0, number=0, name="c", sha256=digest)) is None
+    assert state.checkpoint_of(0) == {"name": "c", "sha256": digest}
+    with pytest.warns(CorruptRecordWarning, match="a checkpoint name without digest"):
+        assert state.apply(TrialForked(time=1.0, number=1, parent=0, name="c")) is not None
+    # a copy imported from another study: its lineage, and nothing to restore from
+    assert state.apply(TrialForked(time=1.0, number=1, parent=0)) is None
+    assert state.trial(1).parent == 0 and state.checkpoint_of(1) is None
+
+
 @pytest.mark.parametrize(
     "space",
     [

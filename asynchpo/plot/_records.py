@@ -216,6 +216,10 @@ def importance(ds: xr.Dataset, n: int = 2**11, seed: int = 0) -> Importance:
     def mean(U: np.ndarray) -> np.ndarray:  # `d x m` -> `1 x m`
         return post.predict(features(U.T))[0][None, :]
 
+    if len(names) == 1:  # all of the variance is the one parameter's, if there is any
+        varies = np.ptp(mean(np.linspace(0.0, 1.0, 257)[None, :])) > 0
+        one = np.array([1.0 if varies else math.nan])
+        return Importance(str(ds.attrs["objective"]), names, one, one.copy(), len(value))
     result = sobol_indices(
         func=mean, n=n, dists=[uniform(0, 1)] * len(names), rng=np.random.default_rng(seed)
     )

@@ -200,8 +200,8 @@ def _first(mask: np.ndarray) -> int | None:
 
 
 class _TrialColumns:
-    """The per-trial variables (number, state, failure, error, worker, attempts, times),
-    checked as a whole."""
+    """The per-trial variables (number, state, failure, error, worker, attempts, times,
+    parent), checked as a whole."""
 
     def __init__(self, ds: xr.Dataset, n: int):
         numbers = _array(ds, "trial", ("trial",), "iu")
@@ -219,6 +219,15 @@ class _TrialColumns:
         if i is not None:
             raise ValueError(f"ds: trial {i} has attempts={attempts[i]}, not in 0..{MAX_ATTEMPTS}")
         self.attempts = [int(a) for a in attempts.tolist()]
+        self.parent: list[int | None] = [None] * n
+        if "parent" in ds.variables:  # (older Datasets have no copies)
+            parent = _array(ds, "parent", ("trial",), "i")
+            i = _first((parent < -1) | (parent >= np.arange(n)))
+            if i is not None:
+                raise ValueError(
+                    f"ds: trial {i} has parent={parent[i]}: not -1 (none) or an earlier trial"
+                )
+            self.parent = [None if p < 0 else int(p) for p in parent.tolist()]
         self.asked, start, end = (_array(ds, v, ("trial",), "f") for v in ("asked", "start", "end"))
         finished = np.array([TrialState(s).finished for s in self.state], dtype=bool)
         for label, mask in (
@@ -277,6 +286,7 @@ class _TrialColumns:
             finished_at=when(self.end[i]),
             error=self.error[i] or None,
             failure=failure,
+            parent=self.parent[i],
         )
 
 

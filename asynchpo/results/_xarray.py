@@ -10,8 +10,10 @@ The layout (format 2, in ``ds.attrs["asynchpo_format"]``):
   - ``metric_<name>``: each metric the objective returned (``role="metric"``), NaN or
     ``""`` for trials without it;
   - the trial's own: ``state``, ``failure``, ``error_message``, ``worker``, ``attempts``,
-    ``asked``, ``start``, ``end`` (seconds, NaN until they happen; ``role="trial"``) and
-    ``duration`` (``end - start``, ``role="derived"``).
+    ``asked``, ``start``, ``end`` (seconds, NaN until they happen; ``role="trial"``),
+    ``parent`` (the trial a population based training copy started from, -1 for none;
+    a Dataset without it has no copies) and ``duration`` (``end - start``,
+    ``role="derived"``).
 
 - Dimension ``report``, one row per intermediate report (``asynchpo.report``), the
   trials' reports one after the other, each trial's in the order it made them, with
@@ -50,6 +52,7 @@ from asynchpo.events import (
     TrialAsked,
     TrialCompleted,
     TrialFailed,
+    TrialForked,
     TrialInterrupted,
     TrialPaused,
     TrialPruned,
@@ -151,6 +154,11 @@ def _trial_vars(trials: list[Trial]) -> _Vars:
         "error_message": (("trial",), strings([t.error or "" for t in trials]), role),
         "worker": (("trial",), strings([t.worker or "" for t in trials]), role),
         "attempts": (("trial",), np.array([t.attempts for t in trials], dtype=np.int64), role),
+        "parent": (
+            ("trial",),
+            np.array([-1 if t.parent is None else t.parent for t in trials], dtype=np.int64),
+            role,
+        ),
         "asked": (("trial",), _times([t.asked_at for t in trials]), seconds),
         "start": (("trial",), start, seconds),
         "end": (("trial",), end, seconds),
@@ -206,7 +214,7 @@ def from_xarray(
 ) -> Study:
     """A study rebuilt from a Dataset made by :func:`to_xarray` (read back from netCDF or
     zarr, say, in this format or format 1): same space, objective, direction, trials,
-    states, parameters, values, reports, workers and times. Trials that were running come
+    states, parameters, values, reports, workers, times and parents. Trials that were running come
     back ``INTERRUPTED``, to be run again.
 
     The whole Dataset is checked before anything is written: its sizes and dtypes first,
@@ -258,6 +266,8 @@ def _replay(t: Trial) -> list[Event]:
     assert t.asked_at is not None
     n = t.number
     out: list[Event] = [TrialAsked(time=t.asked_at, number=n, params=dict(t.params), run=None)]
+    if t.parent is not None:  # its lineage; the checkpoint it copied stays where it was
+        out.append(TrialForked(time=t.asked_at, number=n, parent=t.parent, name="", sha256=""))
     for attempt in range(1, t.attempts + 1):
         last = attempt == t.attempts and t.started_at is not None
         at = t.started_at if last and t.started_at is not None else t.asked_at

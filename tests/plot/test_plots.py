@@ -73,6 +73,17 @@ def test_importance_matches_the_variance_shares_of_an_additive_objective(study):
     assert max(got, key=got.get) == "c"
 
 
+def test_importance_of_a_one_parameter_space_is_all_that_parameter_s(tmp_path):
+    one = ah.Study(ah.Space(x=ah.Float(0.0, 1.0)), sampler=ah.RandomSampler(seed=0))
+    one.optimize(lambda p: (p["x"] - 0.3) ** 2, n_trials=15, progress=False)
+    r = _records.importance(one.to_xarray())
+    assert r.params == ["x"] and r.first.tolist() == [1.0] and r.total.tolist() == [1.0]
+    one.plot.save(one.plot.importance(), tmp_path / "importance.html")
+    flat = ah.Study(ah.Space(x=ah.Float(0.0, 1.0)), sampler=ah.RandomSampler(seed=0))
+    flat.optimize(lambda p: 1.0, n_trials=5, progress=False)  # nothing to explain
+    assert np.isnan(_records.importance(flat.to_xarray()).first).all()
+
+
 def test_every_plot_draws_and_saves_without_a_cdn(study, tmp_path):
     import holoviews as hv
 

@@ -11,6 +11,7 @@ import textwrap
 import time
 import warnings
 
+import numpy as np
 import pytest
 
 import asynchpo as ah
@@ -333,3 +334,35 @@ def test_the_views_show_paused_and_pruned_trials_and_the_steps_trained(tmp_path,
     assert set(ds["state"].values.astype(str)) >= {"paused"}
     again = ah.Study.from_xarray(ds)
     assert [t.state for t in again.trials] == [t.state for t in study.trials]
+
+
+def test_a_pbt_lineage_goes_to_xarray_and_back(tmp_path):
+    import xarray as xr
+
+    study = _pbt_study()
+    ds = study.to_xarray()
+    parents = {t.number: t.parent for t in study.trials}
+    assert any(p is not None for p in parents.values())
+    assert [None if p < 0 else p for p in ds["parent"].values.tolist()] == list(parents.values())
+    ds.to_netcdf(tmp_path / "pbt.nc", engine="h5netcdf")
+    with xr.open_dataset(tmp_path / "pbt.nc", engine="h5netcdf") as back:
+        again = ah.Study.from_xarray(back.load(), name="again")
+    assert {t.number: t.parent for t in again.trials} == parents
+    # a copy's checkpoint stayed with the study it came from: nothing to restore from
+    assert all(t.state is not ah.TrialState.RUNNING for t in again.trials)
+    bad = ds.copy()
+    bad["parent"] = bad["parent"].copy(data=np.where(ds["trial"] == 3, 7, ds["parent"]))
+    with pytest.raises(ValueError, match=r"ds: trial 3 has parent=7: not -1 \(none\)"):
+        ah.Study.from_xarray(bad, name="bad")
+
+
+def test_the_checkpoints_of_a_study_in_memory_go_with_it():
+    import gc
+
+    study = _pbt_study()  # in memory: its checkpoints in a temporary folder of its own
+    folder = study.checkpoint_dir
+    assert os.path.isdir(folder) and os.listdir(folder)
+    del study
+    gc.collect()
+    assert not os.path.exists(folder)
+    assert not os.path.exists(os.path.dirname(folder))  # (the storage's folder too)
