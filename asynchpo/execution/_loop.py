@@ -201,7 +201,7 @@ class Driver:
         )
         self.backend.submit(job)
 
-    def _start_proposals(self, max_concurrent: int, left: int | None) -> int:
+    async def _start_proposals(self, max_concurrent: int, left: int | None) -> int:
         """Start the new trials the scheduler proposes (copies of better trials), at most
         ``left``; how many were started."""
         assert self.scheduling is not None
@@ -217,7 +217,7 @@ class Driver:
                 raise ValueError(f"{name}.propose: {exc}") from None
             after = None
             if proposal.parent is not None:
-                after = self._fork(proposal.parent, name)
+                after = await self._fork(proposal.parent, name)
                 if after is None:
                     break
             self._flush()
@@ -227,10 +227,12 @@ class Driver:
             self._submit(number, 1)
         return started
 
-    def _fork(self, parent: int, name: str) -> Callable[[list[int]], list[Event]] | None:
+    async def _fork(self, parent: int, name: str) -> Callable[[list[int]], list[Event]] | None:
         """What says that the trial asked starts from a copy of ``parent``'s latest
         checkpoint, made now (the parent, training on, deletes its own older ones); None
-        when that one is gone already (the next report names a newer one: try then)."""
+        when that one is gone already (the next report names a newer one: try then). The
+        copy is made in a thread: a large file on a shared file system does not hold up
+        the event loop that dask's messaging runs on."""
         saved = self.journal.query(
             lambda s: s.checkpoint_of(parent) if s.has_trial(parent) else None
         )
@@ -243,7 +245,9 @@ class Driver:
         if self.checkpoints is None:
             raise ValueError(f"checkpoint_dir: {name} copies checkpoints; the study has no folder")
         try:
-            mine = _checkpoint.copy(self.checkpoints, saved["name"], saved["sha256"], parent)
+            mine = await asyncio.to_thread(
+                _checkpoint.copy, self.checkpoints, saved["name"], saved["sha256"], parent
+            )
         except _checkpoint.CheckpointError:
             return None
         now = self.backend.now()
@@ -363,7 +367,7 @@ class Driver:
                     self._resume_paused(max_concurrent, idle=spent and asking is None)
                     left = None if cfg.n_trials is None else cfg.n_trials - asked
                     if asking is None and (left is None or left > 0):
-                        asked += self._start_proposals(max_concurrent, left)
+                        asked += await self._start_proposals(max_concurrent, left)
                 want = max_concurrent - len(self._running)
                 if cfg.n_trials is not None:
                     want = min(want, cfg.n_trials - asked)

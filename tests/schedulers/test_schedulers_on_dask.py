@@ -96,3 +96,58 @@ def test_a_paused_trial_resumes_from_its_checkpoint_on_another_worker(tmp_path):
         later = [r for r in t.reports if r.metrics["starts"] == 2]
         assert later and later[0].step <= 6  # resumed from its checkpoint, not from scratch
         assert {r.metrics["worker"] for r in later}.isdisjoint(first[t.number])
+
+
+def _lineage(params):
+    state = ah.restore() or {"epoch": 0, "loss": 1.0}
+    for epoch in range(state["epoch"] + 1, 31):
+        time.sleep(0.02)
+        state = {"epoch": epoch, "loss": state["loss"] * (0.5 + params["x"] / 2)}
+        ah.checkpoint(state)
+        ah.report(epoch, value=state["loss"])
+    return state["loss"]
+
+
+def test_a_pbt_copy_of_a_large_checkpoint_does_not_hold_up_the_event_loop(tmp_path, monkeypatch):
+    import asyncio
+
+    from asynchpo import _checkpoint
+
+    copy = _checkpoint.copy
+
+    def slow_copy(*args, **kwargs):  # as a large file on a shared file system would be
+        time.sleep(0.6)
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(_checkpoint, "copy", slow_copy)
+
+    async def main():
+        gaps: list[float] = []
+
+        async def tick():
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.02)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        async with Client(
+            processes=False, n_workers=8, threads_per_worker=1, asynchronous=True
+        ) as client:
+            study = ah.Study(
+                SPACE,
+                sampler=ah.RandomSampler(seed=0),
+                scheduler=ah.PBT(perturbation_interval=5, seed=0),
+                checkpoint_dir=tmp_path / "ckpt",
+            )
+            ticker = asyncio.ensure_future(tick())
+            await study.optimize_async(
+                _lineage, n_trials=24, client=client, max_concurrent=8, progress=False
+            )
+            ticker.cancel()
+        return study, gaps
+
+    study, gaps = asyncio.run(main())
+    assert any(t.parent is not None for t in study.trials), "no copy was made"
+    assert max(gaps) < 0.4  # dask's loop (the driver's) went on while the copies were made
