@@ -93,7 +93,20 @@ def _set_decision(key: str, decision: str) -> None:
         _DECISIONS.popitem(last=False)
 
 
-def _dask_trial(job: Job, topic: str, key: str = "") -> dict[str, Any]:
+class Outcome:
+    """How an attempt ended (:func:`asynchpo._report.run_trial`'s dict), as one object: dask
+    pickles it in one piece, where it would serialize a dict's items one by one."""
+
+    __slots__ = ("out",)
+
+    def __init__(self, out: dict[str, Any]):
+        self.out = out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Outcome, (self.out,))
+
+
+def _dask_trial(job: Job, topic: str, key: str = "") -> Outcome:
     """Executed on a worker: run the trial, announce it if it lasts, stream its reports,
     and stop it at a report once the study's scheduler decided so."""
     worker = get_worker()
@@ -113,7 +126,7 @@ def _dask_trial(job: Job, topic: str, key: str = "") -> dict[str, Any]:
         _NOTICES.remove(key)
         _DECISIONS.pop(key, None)
     out["worker"] = worker.address
-    return out
+    return Outcome(out)
 
 
 def _names(cluster: Any, name: Any) -> set[Any]:
@@ -348,7 +361,7 @@ class DaskBackend(QueueBackend):
         self._by_number.pop(number, None)
         worker = self._worker_of.pop(number, None)
         if future.status == "finished":
-            out = result
+            out = result.out if isinstance(result, Outcome) else result
             msg = Finished.from_run(number, attempt, out, out.get("worker", worker))
         elif future.status == "error":
             exc = result[1] if isinstance(result, tuple) else result

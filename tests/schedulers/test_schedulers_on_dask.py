@@ -9,7 +9,7 @@ from distributed import Client, LocalCluster, get_worker
 
 import asynchpo as ah
 from asynchpo.execution._loop import DECISION_GRACE
-from asynchpo.schedulers import BaseScheduler, Decision, Progress
+from asynchpo.schedulers import BaseScheduler, Decision, Progress, Proposal
 
 pytestmark = pytest.mark.slow
 
@@ -100,24 +100,47 @@ def test_a_paused_trial_resumes_from_its_checkpoint_on_another_worker(tmp_path):
 
 def _lineage(params):
     state = ah.restore() or {"epoch": 0, "loss": 1.0}
-    for epoch in range(state["epoch"] + 1, 31):
-        time.sleep(0.02)
+    for epoch in range(state["epoch"] + 1, 11):
+        time.sleep(0.05)
         state = {"epoch": epoch, "loss": state["loss"] * (0.5 + params["x"] / 2)}
         ah.checkpoint(state)
         ah.report(epoch, value=state["loss"])
     return state["loss"]
 
 
-def test_a_pbt_copy_of_a_large_checkpoint_does_not_hold_up_the_event_loop(tmp_path, monkeypatch):
+class CopyTheFirst(BaseScheduler):
+    """Stops each odd-numbered trial at step 3 and starts a copy of trial 0 in its place."""
+
+    needs_checkpoints = True
+
+    def __init__(self):
+        self._wanted: list[int] = []
+
+    def on_start(self, number, params, parent=None):
+        if parent is not None:
+            self._wanted.pop(0)
+
+    def on_report(self, progress: Progress) -> Decision:
+        if progress.step == 3 and progress.number % 2 == 1 and progress.number < 6:
+            self._wanted.append(progress.number)
+            return Decision.STOP
+        return Decision.CONTINUE
+
+    def propose(self) -> Proposal | None:
+        return Proposal({"x": 0.5}, parent=0) if self._wanted else None
+
+
+def test_a_copy_of_a_large_checkpoint_does_not_hold_up_the_event_loop(tmp_path, monkeypatch):
     import asyncio
 
     from asynchpo import _checkpoint
 
     copy = _checkpoint.copy
 
-    def slow_copy(*args, **kwargs):  # as a large file on a shared file system would be
+    def slow_copy(*args, **kwargs):  # as writing a large file to a shared file system is
+        out = copy(*args, **kwargs)
         time.sleep(0.6)
-        return copy(*args, **kwargs)
+        return out
 
     monkeypatch.setattr(_checkpoint, "copy", slow_copy)
 
@@ -133,21 +156,23 @@ def test_a_pbt_copy_of_a_large_checkpoint_does_not_hold_up_the_event_loop(tmp_pa
                 last = now
 
         async with Client(
-            processes=False, n_workers=8, threads_per_worker=1, asynchronous=True
+            processes=False, n_workers=4, threads_per_worker=1, asynchronous=True
         ) as client:
             study = ah.Study(
                 SPACE,
                 sampler=ah.RandomSampler(seed=0),
-                scheduler=ah.PBT(perturbation_interval=5, seed=0),
+                scheduler=CopyTheFirst(),
                 checkpoint_dir=tmp_path / "ckpt",
             )
             ticker = asyncio.ensure_future(tick())
             await study.optimize_async(
-                _lineage, n_trials=24, client=client, max_concurrent=8, progress=False
+                _lineage, n_trials=8, client=client, max_concurrent=4, progress=False
             )
             ticker.cancel()
         return study, gaps
 
     study, gaps = asyncio.run(main())
-    assert any(t.parent is not None for t in study.trials), "no copy was made"
+    copies = [t for t in study.trials if t.parent is not None]
+    assert copies and all(t.parent == 0 for t in copies)
+    assert all(t.reports[0].step > 3 for t in copies if t.reports)  # on from the copy
     assert max(gaps) < 0.4  # dask's loop (the driver's) went on while the copies were made
