@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,16 @@ def lengthscale_prior_loc(dim: int) -> float:
 
 
 SHORT_LENGTHSCALE_PENALTY = 0.1
+
+
+def _import_quietly() -> None:
+    """Import gpytorch without the deprecation warning its dependencies raise at import
+    (``torch.jit.script``, in linear_operator): ours to silence, not the user's to read."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning
+        )
+        import gpytorch  # noqa: F401
 
 
 def fit_hyper(
@@ -45,6 +56,7 @@ def fit_hyper(
         start: Where to start the optimization.
         max_iter: L-BFGS iterations.
     """
+    _import_quietly()
     import gpytorch
     import torch
     from gpytorch.constraints import GreaterThan, Interval
