@@ -1,5 +1,3 @@
-
-
 def test_a_fit_shows_the_user_no_warning_of_the_libraries_it_uses():
     import subprocess
     import sys
