@@ -1,7 +1,12 @@
-def test_a_fit_shows_the_user_no_warning_of_the_libraries_it_uses():
-    import subprocess
-    import sys
+"""Fitting the GP's hyperparameters, as a user's process sees it."""
 
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_a_fit_shows_the_user_no_warning_of_the_libraries_it_uses():
     code = (
         "import warnings, numpy as np\n"
         "warnings.simplefilter('always')\n"
