@@ -1,11 +1,14 @@
 """Multi-fidelity methods of asynchpo and of its peers (Optuna, Syne Tune, Ray Tune) on the same
 learning curves, the same budget of epochs and the same simulated asynchronous workers.
 
-    python -m benchmarks.mf_compare [--functions table hartmann] [--workers 8 32] [--seeds 20]
-        [--budget 100] [--methods ...] [--jobs 2] [--cache FILE] [--out DIR]
+    python -m benchmarks.mf_compare [--functions table hartmann [table-synthetic]]
+        [--workers 8 32] [--seeds 20] [--budget 100] [--methods ...] [--jobs 2] [--cache FILE]
+        [--out DIR]
 
-Objectives: ``benchmarks.mf_table`` (the MLP-on-digits learning-curve table, nearest recorded
-configuration; and a multi-fidelity Hartmann-6). Budget: ``--budget`` full-length trials'
+Objectives: ``benchmarks.mf_table`` (``table``: the MLP-on-digits learning-curve table,
+nearest recorded configuration; ``hartmann``: a multi-fidelity Hartmann-6; and, if asked for,
+``table-synthetic``: the harder table of the same MLP on a synthetic classification with
+3,000 validation rows). Budget: ``--budget`` full-length trials'
 worth of epochs (``budget * 27``), the same for every method. Every method runs on ``W``
 workers of a virtual clock on which each epoch of a configuration takes its recorded mean
 epoch time: asynchpo on its own ``SimulatedBackend(step_duration=...)``; the peers through
@@ -46,7 +49,10 @@ from typing import Any
 import numpy as np
 
 import asynchpo as ah
-from benchmarks.mf_table import BENCHMARKS, Benchmark
+from benchmarks.mf_table import BENCHMARKS, TABLES, Benchmark
+
+#: the functions run when ``--functions`` is not given
+DEFAULT_FUNCTIONS = ["table", "hartmann"]
 
 # -- asynchpo ---------------------------------------------------------------------------------
 
@@ -504,13 +510,27 @@ _BENCH: dict[str, Benchmark] = {}
 def data_id(fname: str) -> str:
     """What a cached run of ``fname`` was made from: the table file's SHA-256 (its first
     12 digits), so that runs on another table are not taken for runs on this one."""
-    if fname != "table":
+    if fname not in TABLES or not TABLES[fname].exists():
         return ""
     import hashlib
 
-    from benchmarks.mf_table import TABLE
+    return hashlib.sha256(TABLES[fname].read_bytes()).hexdigest()[:12]
 
-    return hashlib.sha256(Path(TABLE).read_bytes()).hexdigest()[:12]
+
+def resolution_note(fname: str) -> str:
+    """The error of one validation sample of the table behind ``fname``."""
+    import json
+
+    z = np.load(TABLES[fname])
+    meta = json.loads(str(z["meta"]))
+    n_valid = int(meta["n_valid"])
+    note = f"On `{fname}` ({TABLES[fname].name}), one validation "
+    if meta.get("dataset", "digits") == "digits":
+        return note + (
+            f"image is 1/{n_valid} = {1 / n_valid:.3g} of error, so most differences between "
+            "methods there are of one to three images"
+        )
+    return note + f"sample is 1/{n_valid} = {1 / n_valid:.2g} of error"
 
 
 def run_one(key: tuple[str, int, str, int], epochs: int) -> dict[str, Any]:
@@ -611,9 +631,11 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, skipped: dict[s
     ]
     if skipped:
         lines += ["Skipped: " + "; ".join(f"`{m}` ({why})" for m, why in skipped.items()), ""]
+    tables = [f for f in dict.fromkeys(r["function"] for r in runs) if f in TABLES]
     lines += [
-        "Notes: on the table, one validation image is 1/597 = 0.00168 of error, so most "
-        "differences between methods there are of one to three images. Its epoch times are "
+        "Notes: "
+        + "".join(resolution_note(f) + ". " for f in tables)
+        + "The tables' epoch times are "
         "wall-clock seconds measured on a 2-core machine that other processes shared (they "
         "are up to ~3x a configuration's CPU seconds, see `benchmarks/mf_record.py`), so "
         "the virtual clock carries that noise. Under `ASHA` and `Hyperband`, asynchpo's "
@@ -711,7 +733,7 @@ def figure(runs: list[dict[str, Any]], groups: list, html: Path, command: str) -
     for row, (fname, W) in enumerate(groups):
         g = [r for r in runs if r["function"] == fname and r["workers"] == W]
         methods = [m for m in METHODS if any(r["method"] == m for r in g)]
-        floor = 1e-4 if fname == "table" else 1e-3
+        floor = 1e-4 if fname in TABLES else 1e-3
         # time: up to the latest of the methods' median ends (a few runs on slow
         # configurations end much later)
         t_max = max(float(np.median([r["t_end"] for r in g if r["method"] == m])) for m in methods)
@@ -759,7 +781,7 @@ def figure(runs: list[dict[str, Any]], groups: list, html: Path, command: str) -
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--functions", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
+    p.add_argument("--functions", nargs="+", default=DEFAULT_FUNCTIONS, choices=list(BENCHMARKS))
     p.add_argument("--workers", nargs="+", type=int, default=[8, 32])
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--budget", type=int, default=100, help="full-length trials' worth of epochs")
