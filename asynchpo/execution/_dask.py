@@ -361,7 +361,7 @@ class DaskBackend(QueueBackend):
         self._by_number.pop(number, None)
         worker = self._worker_of.pop(number, None)
         if future.status == "finished":
-            out = result.out if isinstance(result, Outcome) else result
+            out = result.out  # (an Outcome: what _dask_trial returns)
             msg = Finished.from_run(number, attempt, out, out.get("worker", worker))
         elif future.status == "error":
             exc = result[1] if isinstance(result, tuple) else result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -25,7 +26,10 @@ SHORT_LENGTHSCALE_PENALTY = 0.1
 
 def _import_quietly() -> None:
     """Import gpytorch without the deprecation warning its dependencies raise at import
-    (``torch.jit.script``, in linear_operator): ours to silence, not the user's to read."""
+    (``torch.jit.script``, in linear_operator): ours to silence, not the user's to read.
+    Once: the filters are global, and a later import is only a lookup."""
+    if "gpytorch" in sys.modules:
+        return
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning
