@@ -79,7 +79,7 @@ class Scheduling:
         self._fid: list[tuple[int, float, float]] = []  # (trial, z, loss)
         self._encoded: dict[int, Any] = {}
         #: The sampler's ``forecast``, for resumes ranked by its model (set by the driver).
-        self.forecaster: Callable[[np.ndarray], np.ndarray | None] | None = None
+        self.forecaster: Callable[[np.ndarray, Fidelity | None], np.ndarray | None] | None = None
         self.scheduler.on_study(journal.space)
         self.replaying = True
         journal.follow(self._hear)
@@ -234,7 +234,8 @@ class Scheduling:
         rows = [self.space.encode(self._params[n]) for n in trials if n in self._params]
         if len(rows) != len(trials):
             return None
-        out = self.forecaster(np.array(rows, dtype=float).reshape(len(rows), self.space.dim))
+        X = np.array(rows, dtype=float).reshape(len(rows), self.space.dim)
+        out = self.forecaster(X, self.fidelity([]))
         return None if out is None else [float(v) for v in out]
 
     def settle(self) -> None:

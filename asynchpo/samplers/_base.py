@@ -86,11 +86,13 @@ class BaseSampler(ABC):
     #: whose scheduler compares trials at rungs then gives it their results there.
     multi_fidelity: ClassVar[bool] = False
 
-    def forecast(self, X: np.ndarray) -> np.ndarray | None:
+    def forecast(self, X: np.ndarray, fidelity: Fidelity | None = None) -> np.ndarray | None:
         """What the sampler's model expects of unit-cube points ``X`` (`m x d`) at the
         end of a trial (the full resource, for a multi-fidelity model), oriented to be
-        minimized, in any monotone scale; None if it has no model. A scheduler that
-        resumes paused trials ranks them by it. Safe to call from any thread."""
+        minimized, in any monotone scale; None if it has no model. ``fidelity``: every
+        result at the rungs so far (a multi-fidelity model counts in those it has not seen
+        yet). A scheduler that resumes paused trials ranks them by it.
+        Safe to call from any thread."""
         return None
 
     @abstractmethod

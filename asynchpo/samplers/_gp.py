@@ -28,7 +28,7 @@ from asynchpo.acquisition import (
     ucb_grad,
 )
 from asynchpo.acquisition._threads import single_blas_thread
-from asynchpo.samplers._base import BaseSampler, History
+from asynchpo.samplers._base import BaseSampler, Fidelity, History
 from asynchpo.samplers._producer import Producer
 from asynchpo.samplers._sobol import SobolSampler
 from asynchpo.space import Space
@@ -126,7 +126,10 @@ class GPSampler(BaseSampler):
     one joint model over the configuration and the resource (log scale), fitted to every
     result a trial had at a rung: a new configuration is chosen for its expected
     improvement at the full resource, inferred from all the early results, and each running
-    trial is fantasized at the rung it is heading for.
+    trial is fantasized at the rung it is heading for. The model sees each result less the
+    typical gain from the first rung to its own (the median over the trials that reached
+    both, fixed between fits), so that it relates early results to the end by rank rather
+    than explaining the fall of every learning curve.
 
     Args:
         acquisition: ``"log_ei"`` (log expected improvement, default), ``"ucb"`` (lower
@@ -198,6 +201,10 @@ class GPSampler(BaseSampler):
         self._warp = Warp()
         self._hyper: Hyper | None = None
         self._n_seen = 0
+        # results at rungs: the typical gain from the first rung to each (see _level_shift),
+        # as the model has it and as the fit under way will
+        self._shift: tuple[np.ndarray, np.ndarray] | None = None
+        self._job_shift: tuple[np.ndarray, np.ndarray] | None = None
         self._job: Future[tuple[Warp, Hyper]] | None = None
         self._job_data: tuple[np.ndarray, np.ndarray] = (np.empty((0, 0)), np.empty(0))
         self._job_n = 0
@@ -227,13 +234,19 @@ class GPSampler(BaseSampler):
         self._warp, self._hyper = warp, hyper
         self._post, self._n_seen = Posterior(hyper, FX, warp(y)), len(y)
 
-    def forecast(self, X: np.ndarray) -> np.ndarray | None:
+    def forecast(self, X: np.ndarray, fidelity: Fidelity | None = None) -> np.ndarray | None:
         with self._model_lock:
             post, features = self._post, self._features
             if post is None or features is None or not len(X):
                 return None
-            mean, _ = post.predict(features(np.asarray(X, dtype=float)))
-        return np.asarray(mean, dtype=float)
+            Xc = features(np.asarray(X, dtype=float))
+            seen = self._n_seen
+            if fidelity is None or not self._mf or len(fidelity.y) <= seen:
+                return post.mean(Xc)
+            # the results at rungs since the model was last brought up to date, in as well
+            rows = np.hstack([fidelity.X[seen:], fidelity.z[seen:, None]])
+            wy = self._warp(_shifted(self._shift, rows, fidelity.y[seen:]))
+            return post.mean(Xc, features(rows), wy)
 
     def _sync(self, history: History) -> Posterior:
         """Bring the posterior up to date with the complete trials of ``history``."""
@@ -242,23 +255,27 @@ class GPSampler(BaseSampler):
 
     def _sync_locked(self, history: History) -> Posterior:
         assert self._features is not None
-        X, y = history.X, history.y
-        if self._post is None or len(y) < self._n_seen:
+        X, raw = history.X, history.y
+        if self._post is None or len(raw) < self._n_seen:
             # start from the priors' modes; the first fit runs in the background like the rest
             self._job = None  # a fit of other data, if any, is of no use now
             hyper = self._hyper or Hyper.default(self._features.dim)
+            self._shift = self._job_shift = _level_shift(X, raw) if self._mf else None
+            y = _shifted(self._shift, X, raw)
             self._adopt(Warp.fit(y), hyper, self._features(X), y)
             self._next_refit = len(y)
         elif self._job is not None and (
             # with a seed, at fixed points of the history: reproducible, whatever the timing;
             # late enough that the fit is normally done by then (see _lag)
-            len(y) >= self._adopt_n if self.seed is not None else self._job.done()
+            len(raw) >= self._adopt_n if self.seed is not None else self._job.done()
         ):
             job, self._job = self._job, None
             try:
                 # conditioned on every complete trial at once: one O(n^3) factorization,
                 # not one for the fit's data and a rank-1 update per trial since
-                self._adopt(*job.result(), self._features(X), y)
+                warp, hyper = job.result()
+                self._shift = self._job_shift
+                self._adopt(warp, hyper, self._features(X), _shifted(self._shift, X, raw))
             except ChildLostError:  # the fitting process died: fit in a thread from now on
                 self._launch(*self._job_data)
             except Exception as error:  # keep the model as it is; the next refit may succeed
@@ -270,14 +287,15 @@ class GPSampler(BaseSampler):
                 )
         post = self._post
         assert post is not None
-        if len(y) > self._n_seen:
+        if len(raw) > self._n_seen:
             new = self._features(X[self._n_seen :])
-            wy = self._warp(y[self._n_seen :])
+            wy = self._warp(_shifted(self._shift, X[self._n_seen :], raw[self._n_seen :]))
             for x, v in zip(new, wy, strict=True):
                 post.add(x, float(v))
-            self._n_seen = len(y)
-        if self._job is None and len(y) >= self._next_refit:
-            self._launch(self._features(X), y)
+            self._n_seen = len(raw)
+        if self._job is None and len(raw) >= self._next_refit:
+            self._job_shift = _level_shift(X, raw) if self._mf else None
+            self._launch(self._features(X), _shifted(self._job_shift, X, raw))
         return post
 
     # -- suggesting ----------------------------------------------------------------------------
@@ -468,7 +486,14 @@ class GPSampler(BaseSampler):
             free=free,
             # a point handed out runs: towards the first rung, when results come at rungs
             as_pending=(lambda u: np.append(u, 0.0)) if mf else (lambda u: u),
+            # with a seed, the model changes here only (what it is brought up to date with
+            # is this history, in every run): forecasts between suggestions see one model
+            prepare=(lambda: self._prepare(snapshot)) if self.seed is not None else None,
         )
+
+    def _prepare(self, history: History) -> None:
+        with single_blas_thread():
+            self._sync(history)
 
     def _compute(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         """``n`` suggestions from the GP, given the complete and the running trials."""
@@ -520,6 +545,45 @@ class GPSampler(BaseSampler):
             ratio = (time.perf_counter() - t0) / (n * self._target) * self._slowdown
             self._slowdown = float(np.clip(0.7 * self._slowdown + 0.3 * ratio, 0.5, 10.0))
         return np.vstack(chosen)
+
+
+def _level_shift(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How much a trial typically gains from the first rung to each later one: at each
+    resource ``z`` (the last column of ``X``), the median of ``y(z) - y(z0)`` over the
+    trials with results at both (a trial's rows share its point), ``z0`` the least ``z``;
+    a rung no trial has reached both ways takes the gain of the one below it.
+
+    A stationary kernel over configuration and resource can then relate a trial's early
+    results to its end by rank: without it, the drop of every learning curve from the first
+    epoch to the last is a trend the kernel must explain, and a good configuration's first
+    result says little of where it ends."""
+    z = X[:, -1]
+    levels = np.unique(z)
+    shift = np.zeros(len(levels))
+    if len(levels) < 2:
+        return levels, shift
+    first: dict[bytes, float] = {}
+    for x, v in zip(X[z == levels[0], :-1], y[z == levels[0]], strict=True):
+        first.setdefault(x.tobytes(), float(v))
+    for k in range(1, len(levels)):
+        at = z == levels[k]
+        gains = [
+            float(v) - first[key]
+            for x, v in zip(X[at, :-1], y[at], strict=True)
+            if (key := x.tobytes()) in first and np.isfinite(v) and np.isfinite(first[key])
+        ]
+        shift[k] = float(np.median(gains)) if gains else shift[k - 1]
+    return levels, shift
+
+
+def _shifted(
+    shift: tuple[np.ndarray, np.ndarray] | None, X: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``y`` less the gain ``shift`` gives for the resource of each row (none if None)."""
+    if shift is None or not len(y):
+        return y
+    levels, gain = shift
+    return np.asarray(y - np.interp(X[:, -1], levels, gain), dtype=float)
 
 
 def _lag(n: int) -> int:

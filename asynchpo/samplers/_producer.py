@@ -49,12 +49,18 @@ class Producer:
         settle: bool,
         free: Callable[[np.ndarray], bool] = lambda u: True,
         as_pending: Callable[[np.ndarray], np.ndarray] = lambda u: u,
+        prepare: Callable[[], None] | None = None,
     ) -> np.ndarray:
         """``n`` points (fewer only if the computation fails), then ``extra`` more queued;
-        ``as_pending`` makes a point computed into a row of ``pending`` (a running trial)."""
+        ``as_pending`` makes a point computed into a row of ``pending`` (a running trial).
+        With ``settle``, ``prepare`` is called once nothing is under way, before anything
+        is computed for this request (the model is then brought up to date in the
+        caller's thread, at the same point of every run)."""
         with self._cond:
             if settle:
                 self._wait(lambda: not self._busy and len(self._ready) >= self._want)
+                if prepare is not None:
+                    prepare()
             self._ready = [u for u in self._ready if free(u)]
             self._job, self._want = (history, pending), n + extra
             self._as_pending = as_pending

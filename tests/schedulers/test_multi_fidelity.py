@@ -87,6 +87,25 @@ def test_a_sampler_without_multi_fidelity_sees_no_rungs():
     assert seen and all(f is None for f in seen)
 
 
+def test_the_gp_sees_results_at_rungs_less_the_typical_gain_from_the_first():
+    from asynchpo.samplers._gp import _level_shift, _shifted
+
+    # trials 0-2 at the first rung; 0 and 1 at the middle one, 0 alone at the end; trial 3
+    # began at the middle rung (a later bracket): no pair, no say in the gains
+    X = np.array([[0.1, 0], [0.2, 0], [0.3, 0], [0.1, 0.5], [0.2, 0.5], [0.4, 0.5], [0.1, 1]])
+    y = np.array([1.0, 2.0, 3.0, 0.6, 1.5, -9.0, 0.3])
+    levels, gain = _level_shift(X, y)
+    np.testing.assert_allclose(levels, [0, 0.5, 1])
+    np.testing.assert_allclose(gain, [0, -0.45, -0.7])
+    np.testing.assert_allclose(_shifted((levels, gain), X, y), y - gain[[0, 0, 0, 1, 1, 1, 2]])
+    # a rung no trial reached from the first takes the gain of the one below it
+    _, gain = _level_shift(X[[0, 1, 3, 5]], np.array([1.0, 2.0, 0.5, 0.0]))
+    np.testing.assert_allclose(gain, [0, -0.5])
+    _, gain = _level_shift(np.array([[0.1, 0], [0.5, 1.0]]), np.array([1.0, 0.2]))
+    np.testing.assert_allclose(gain, [0, 0])
+    np.testing.assert_allclose(_shifted(None, X, y), y)
+
+
 def test_the_gp_forecasts_the_end_from_early_results():
     # ten trials stopped at the first rung say where x is good (near 0.7); three that ran to
     # the end, far from there, say how the first rung relates to the end
@@ -104,6 +123,14 @@ def test_the_gp_forecasts_the_end_from_early_results():
     grid = np.linspace(0, 1, 101)[:, None]
     mean, _ = gp._post.predict(gp._features(grid))
     assert abs(grid[np.argmin(mean), 0] - 0.7) <= 0.05
+    # the forecast counts in the results the model has not seen yet: a trial near 0.2 did
+    # far better at the first rung than any other, so the model expects more of 0.2 now
+    two = np.array([[0.2], [0.7]])
+    seen = gp.forecast(two, fid)
+    np.testing.assert_allclose(gp.forecast(two), seen)  # fid holds nothing it has not seen
+    newer = Fidelity(X=np.vstack([X, [[0.2]]]), z=np.r_[z, 0.0], y=np.r_[y, -3.0], pending_z=z[:0])
+    assert gp.forecast(two, newer)[0] < seen[0] - 0.01
+    assert len(gp._post.y) == len(y)  # the model itself is brought up to date by suggest
     # a trial running there towards the next rung counts as running: not suggested again
     busy = Fidelity(X=X, z=z, y=y, pending_z=np.array([1 / 3]))
     history = History(space, ends, y[-3:], np.empty((0, 1)), 14, busy)

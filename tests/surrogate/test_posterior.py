@@ -93,6 +93,20 @@ def test_the_posterior_is_gpytorchs_exact_posterior():
     np.testing.assert_allclose(var, f.variance.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [0, 1, 30])
+def test_the_mean_with_more_observations_is_the_mean_of_a_posterior_that_has_them(n):
+    X, y = data(n + 6, seed=2)
+    post = Posterior(HYPER, X[:n], y[:n])
+    Xc = np.random.default_rng(3).random((40, 3))
+    full = Posterior(HYPER, X, y)
+    np.testing.assert_allclose(post.mean(Xc, X[n:], y[n:]), full.predict(Xc)[0], atol=1e-7)
+    np.testing.assert_allclose(post.mean(Xc), post.predict(Xc)[0], atol=1e-10)
+    assert post.n == n  # read only: nothing was conditioned in for good
+    # the same input again (a trial at a rung it had a result at) does not break it
+    twice = post.mean(Xc, np.vstack([X[n:], X[-1:]]), np.r_[y[n:], y[-1] + 0.01])
+    assert np.isfinite(twice).all()
+
+
 def test_duplicate_inputs_do_not_break_the_factor():
     X, y = data(10)
     post = Posterior(HYPER, X, y)
