@@ -13,7 +13,9 @@ worth of epochs (``budget * 27``), the same for every method. Every method runs 
 workers of a virtual clock on which each epoch of a configuration takes its recorded mean
 epoch time: asynchpo on its own ``SimulatedBackend(step_duration=...)``; the peers through
 their ask/tell (or scheduler) interfaces on the small event-driven simulator below, which
-frees a worker when its trial ends or is stopped and asks for a new trial at once.
+frees a worker when its trial ends or is stopped and asks for a new trial at once. On a
+table, each recorded configuration runs at most once in a run (``Catalog``; ``--repeats``
+lets a point be answered by the nearest configuration again, repeats and all).
 
 Measured for each run, against the epochs consumed (all workers together, in the virtual
 order of their reports) and against virtual time: the best validation error of the trials
@@ -49,7 +51,8 @@ from typing import Any
 import numpy as np
 
 import asynchpo as ah
-from benchmarks.mf_table import BENCHMARKS, TABLES, Benchmark
+from asynchpo.samplers import BaseSampler, Fidelity, History
+from benchmarks.mf_table import BENCHMARKS, TABLES, Benchmark, Catalog
 
 #: the functions run when ``--functions`` is not given
 DEFAULT_FUNCTIONS = ["table", "hartmann"]
@@ -75,8 +78,41 @@ def _ah(sampler: str, scheduler: str) -> Callable[[int, int], tuple[Any, Any]]:
 Trace = list[tuple[float, float, bool, int]]  # (virtual time, value, last epoch?, trial) per epoch
 
 
-def run_asynchpo(method: str, bench: Benchmark, W: int, epochs: int, seed: int) -> Trace:
+class OnCatalog(BaseSampler):
+    """A sampler whose every point is replaced by the nearest configuration of the table not
+    taken yet (:class:`~benchmarks.mf_table.Catalog`): the study records, and the sampler
+    then sees, the configuration that ran."""
+
+    multi_fidelity = True  # the inner sampler is given what it would be given alone
+
+    def __init__(self, inner: BaseSampler, catalog: Catalog):
+        self.inner, self.catalog = inner, catalog
+
+    def forecast(self, X: np.ndarray, fidelity: Fidelity | None = None) -> np.ndarray | None:
+        return self.inner.forecast(X, fidelity)
+
+    def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        if not self.inner.multi_fidelity:
+            history = History(
+                history.space, history.X, history.y, history.X_failed, history.n_asked
+            )
+        U = self.inner.suggest(history, pending, n)
+        unit = self.catalog.table.unit
+        return np.array([unit[self.catalog.take(u)] for u in U]).reshape(len(U), U.shape[1])
+
+
+def catalog_of(bench: Benchmark, once: bool) -> Catalog | None:
+    """A fresh catalog of ``bench``'s table for one run, if it has one and ``once``."""
+    table = bench.info.get("table")
+    return Catalog(table) if once and table is not None else None
+
+
+def run_asynchpo(
+    method: str, bench: Benchmark, W: int, epochs: int, seed: int, catalog: Catalog | None
+) -> Trace:
     sampler, scheduler = ASYNCHPO[method](seed, bench.max_resource)
+    if catalog is not None:
+        sampler = OnCatalog(sampler, catalog)
     folder = tempfile.mkdtemp(prefix="asynchpo-mf-")
     try:
         study = ah.Study(
@@ -152,8 +188,17 @@ class Policy:
     def complete(self, handle: Any, value: float) -> None:
         pass
 
+    def ask_from(self, catalog: Catalog) -> tuple[Any, dict[str, Any]]:
+        """``ask``, the point replaced by the configuration ``catalog`` gives for it; the
+        peer must be told so where it learns from the points (this default does not: right
+        for random configurations only)."""
+        handle, params = self.ask()
+        return handle, catalog.snap(params)
 
-def simulate(policy: Policy, bench: Benchmark, W: int, epochs: int) -> Trace:
+
+def simulate(
+    policy: Policy, bench: Benchmark, W: int, epochs: int, catalog: Catalog | None = None
+) -> Trace:
     """``W`` workers: each epoch of a trial takes ``bench.epoch_seconds(params)``; the policy
     hears of each epoch when the clock reaches its end and decides there; a worker whose
     trial ended or was stopped asks for a new one at once."""
@@ -165,7 +210,7 @@ def simulate(policy: Policy, bench: Benchmark, W: int, epochs: int) -> Trace:
 
     def start(now: float) -> None:
         nonlocal order
-        handle, params = policy.ask()
+        handle, params = policy.ask() if catalog is None else policy.ask_from(catalog)
         d = bench.epoch_seconds(params)
         live[order] = (handle, bench.curve(params), d, 1)
         heapq.heappush(heap, (now + d, order, order))
@@ -213,6 +258,16 @@ class OptunaPolicy(Policy):
         trial = self.study.ask(self.dists)
         return trial, dict(trial.params)
 
+    def ask_from(self, catalog: Catalog) -> tuple[Any, dict[str, Any]]:
+        # the sampled trial is told as failed (TPE learns from complete, pruned and, as
+        # constant liar, running trials only) and the configuration enqueued and asked
+        trial = self.study.ask(self.dists)
+        params = catalog.snap(dict(trial.params))
+        self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+        self.study.enqueue_trial(params)
+        trial = self.study.ask(self.dists)
+        return trial, dict(trial.params)
+
     def report(self, trial: Any, epoch: int, value: float) -> bool:
         trial.report(value, epoch)
         if trial.should_prune():
@@ -251,16 +306,19 @@ class SynePolicy(Policy):
 
         self.scheduler, self.Trial, self.n = scheduler, Trial, 0
 
-    def ask(self) -> tuple[Any, dict[str, Any]]:
+    def ask(self, catalog: Catalog | None = None) -> tuple[Any, dict[str, Any]]:
         import datetime
 
         suggestion = self.scheduler.suggest()
-        trial = self.Trial(
-            trial_id=self.n, config=suggestion.config, creation_time=datetime.datetime.now()
-        )
+        # its searchers learn from the trial's config (``on_trial_result(trial, ...)``)
+        config = suggestion.config if catalog is None else catalog.snap(dict(suggestion.config))
+        trial = self.Trial(trial_id=self.n, config=config, creation_time=datetime.datetime.now())
         self.n += 1
         self.scheduler.on_trial_add(trial)
         return trial, dict(trial.config)
+
+    def ask_from(self, catalog: Catalog) -> tuple[Any, dict[str, Any]]:
+        return self.ask(catalog)
 
     def report(self, trial: Any, epoch: int, value: float) -> bool:
         from syne_tune.optimizer.scheduler import SchedulerDecision
@@ -326,19 +384,23 @@ class Syne013Policy(Policy):
 
         self.scheduler, self.Trial, self.n = scheduler, Trial, 0
 
-    def ask(self) -> tuple[Any, dict[str, Any]]:
+    def ask(self, catalog: Catalog | None = None) -> tuple[Any, dict[str, Any]]:
         import datetime
 
         suggestion = self.scheduler.suggest(trial_id=self.n)
         assert suggestion is not None and suggestion.spawn_new_trial_id
+        config = dict(suggestion.config)
         trial = self.Trial(
             trial_id=self.n,
-            config=dict(suggestion.config),
+            config=config if catalog is None else catalog.snap(config),
             creation_time=datetime.datetime.now(),
         )
         self.n += 1
         self.scheduler.on_trial_add(trial=trial)
         return trial, dict(trial.config)
+
+    def ask_from(self, catalog: Catalog) -> tuple[Any, dict[str, Any]]:
+        return self.ask(catalog)
 
     def report(self, trial: Any, epoch: int, value: float) -> bool:
         from syne_tune.optimizer.scheduler import SchedulerDecision
@@ -507,14 +569,16 @@ def summarize(trace: Trace, optimum: float) -> dict[str, Any]:
 _BENCH: dict[str, Benchmark] = {}
 
 
-def data_id(fname: str) -> str:
+def data_id(fname: str, once: bool = True) -> str:
     """What a cached run of ``fname`` was made from: the table file's SHA-256 (its first
-    12 digits), so that runs on another table are not taken for runs on this one."""
+    12 digits), and ``+once`` when each configuration ran at most once, so that runs on
+    another table, or with repeats, are not taken for these."""
     if fname not in TABLES or not TABLES[fname].exists():
         return ""
     import hashlib
 
-    return hashlib.sha256(TABLES[fname].read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(TABLES[fname].read_bytes()).hexdigest()[:12]
+    return digest + ("+once" if once else "")
 
 
 def resolution_note(fname: str) -> str:
@@ -533,7 +597,7 @@ def resolution_note(fname: str) -> str:
     return note + f"sample is 1/{n_valid} = {1 / n_valid:.2g} of error"
 
 
-def run_one(key: tuple[str, int, str, int], epochs: int) -> dict[str, Any]:
+def run_one(key: tuple[str, int, str, int], epochs: int, once: bool = True) -> dict[str, Any]:
     fname, W, method, seed = key
     try:
         import torch
@@ -547,10 +611,11 @@ def run_one(key: tuple[str, int, str, int], epochs: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        catalog = catalog_of(bench, once)
         if method in ASYNCHPO:
-            trace = run_asynchpo(method, bench, W, epochs, seed)
+            trace = run_asynchpo(method, bench, W, epochs, seed, catalog)
         else:
-            trace = simulate(PEERS[method][1](bench, seed), bench, W, epochs)
+            trace = simulate(PEERS[method][1](bench, seed), bench, W, epochs, catalog)
     out = summarize(trace, bench.optimum)
     out.update(
         function=fname,
@@ -559,7 +624,7 @@ def run_one(key: tuple[str, int, str, int], epochs: int) -> dict[str, Any]:
         seed=seed,
         budget_epochs=epochs,
         seconds=time.perf_counter() - t0,
-        data=data_id(fname),
+        data=data_id(fname, once),
     )
     return out
 
@@ -616,7 +681,16 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, skipped: dict[s
         "its configuration's recorded mean epoch time of virtual time (Hartmann: `0.5 + x5`). "
         "Regret: best validation error (Hartmann: value) of the trials that reached the last "
         "epoch, minus the best final error in the table (Hartmann: its minimum, -3.32237). "
-        "Median [IQR] over seeds.",
+        "Median [IQR] over seeds. "
+        + (
+            "On a table, each recorded configuration runs at most once in a run: a method's "
+            "point is replaced by the nearest configuration not yet taken, and the method is "
+            "told that configuration ran (`benchmarks.mf_table.Catalog`; Optuna: the sampled "
+            "trial told as failed and the configuration enqueued)."
+            if not args.repeats
+            else "On a table, a point is answered by the nearest configuration, repeats "
+            "allowed (`--repeats`)."
+        ),
         "",
         "- *final*: regret once the budget is spent; *any report*: the same of the best value "
         "any report had (on the table it can lie below 0: an epoch before the last may beat "
@@ -793,6 +867,12 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "asynchpo-mf-compare" / "runs.jsonl",
     )
     p.add_argument("--fresh", nargs="*", default=[], help="methods whose cached runs to drop")
+    p.add_argument(
+        "--repeats",
+        action="store_true",
+        help="on a table, let a method run a configuration again (by default each recorded "
+        "configuration runs at most once in a run: see benchmarks.mf_table.Catalog)",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = p.parse_args()
     args.command = "python -m benchmarks.mf_compare " + " ".join(sys.argv[1:])
@@ -800,7 +880,8 @@ def main() -> None:
     unavailable = {m: why for m in args.methods if (why := available(m))}
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     cache: dict[tuple, dict] = {}
-    ids = {f: data_id(f) for f in BENCHMARKS}
+    once = not args.repeats
+    ids = {f: data_id(f, once) for f in BENCHMARKS}
     if args.cache.exists():
         for line in args.cache.read_text().splitlines():
             r = json.loads(line)
@@ -841,12 +922,12 @@ def main() -> None:
 
     if args.jobs > 1 and todo:
         with ProcessPoolExecutor(args.jobs, initializer=_init_worker) as pool:
-            futures = [pool.submit(run_one, k, epochs) for k in todo]
+            futures = [pool.submit(run_one, k, epochs, once) for k in todo]
             for fut in futures:
                 done(fut.result())
     else:
         for k in todo:
-            done(run_one(k, epochs))
+            done(run_one(k, epochs, once))
     runs = [cache[(*k, epochs)] for k in keys]
     report(runs, args, skipped)
 

@@ -16,7 +16,8 @@ schedulers (``ASHA(mode="promotion")``) can resume it; :meth:`Benchmark.backend`
   the space is answered by the nearest recorded configuration in the unit-cube encoding
   (``space.encode``, Euclidean, ``scipy.spatial.cKDTree``): its validation error after each
   epoch, and the mean of its measured epoch seconds as the virtual cost of each epoch. The
-  optimum is the least final (epoch ``max_resource``) error in the table. Two tables are
+  optimum is the least final (epoch ``max_resource``) error in the table. Within a run, each
+  recorded configuration is run at most once (:class:`Catalog`). Two tables are
   recorded (``benchmarks.mf_record --dataset``): ``data/mlp_digits.npz`` (scikit-learn's
   digits, 597 validation images: ``"table"``, or the file ``ASYNCHPO_MF_TABLE`` names) and
   ``data/mlp_synthetic.npz`` (a fixed ``make_classification`` task with 3,000 validation
@@ -121,6 +122,49 @@ class Table:
 
     def nearest(self, params: dict[str, Any]) -> int:
         return int(self.tree.query(self.space.encode(params))[1])
+
+
+class Catalog:
+    """The table's configurations, each to be run at most once in a run of a method.
+
+    A point of the space is answered by the nearest recorded configuration, so on a table of
+    ``n`` configurations in ``d`` dimensions each one answers for a cell of radius about
+    ``n ** (-1 / d)`` of the unit cube (~0.28 for 2,048 in 6): a method that refines around
+    its best point, as a model-based one does, would mostly run the same configuration
+    again, deterministically, and learn nothing from it. As Syne Tune restricts its
+    searchers to a tabulated blackbox's configurations without duplicates
+    (``restrict_configurations``, ``allow_duplicates=False``), each method here is given,
+    for the point it chose, the nearest configuration of the table not yet taken in this
+    run, and is told that configuration (not the point) is what ran: see
+    ``benchmarks.mf_compare``.
+    """
+
+    def __init__(self, table: Table):
+        self.table = table
+        self.taken = np.zeros(len(table.unit), dtype=bool)
+
+    def take(self, u: np.ndarray) -> int:
+        """The nearest configuration to unit-cube point ``u`` not taken yet (the nearest of
+        all once every one is), now taken."""
+        n = len(self.taken)
+        k = min(n, 16)
+        while True:
+            _, idx = self.table.tree.query(np.asarray(u, dtype=float), k=k)
+            free = [int(i) for i in np.atleast_1d(idx) if not self.taken[int(i)]]
+            if free or k == n:
+                break
+            k = min(n, 4 * k)
+        i = free[0] if free else int(np.atleast_1d(idx)[0])
+        self.taken[i] = True
+        return i
+
+    def params(self, i: int) -> dict[str, Any]:
+        """Configuration ``i``'s parameters."""
+        return dict(self.table.params[i])
+
+    def snap(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of the configuration :meth:`take` gives for ``params``."""
+        return self.params(self.take(self.table.space.encode(params)))
 
 
 def table_benchmark(path: Path = TABLE, cost: str = "wall") -> Benchmark:
