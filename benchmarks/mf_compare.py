@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import heapq
 import io
 import json
@@ -93,9 +94,7 @@ class OnCatalog(BaseSampler):
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         if not self.inner.multi_fidelity:
-            history = History(
-                history.space, history.X, history.y, history.X_failed, history.n_asked
-            )
+            history = dataclasses.replace(history, fidelity=None)
         U = self.inner.suggest(history, pending, n)
         unit = self.catalog.table.unit
         return np.array([unit[self.catalog.take(u)] for u in U]).reshape(len(U), U.shape[1])
