@@ -8,7 +8,14 @@ from asynchpo._report import Paused, Pruned, checkpoint, report, restore
 from asynchpo._run import Run
 from asynchpo.execution import Backend, LocalBackend, SimulatedBackend
 from asynchpo.journal import Journal, StudyInUseError
-from asynchpo.samplers import BaseSampler, GPSampler, GridSampler, RandomSampler, SobolSampler
+from asynchpo.samplers import (
+    BaseSampler,
+    CMAESSampler,
+    GPSampler,
+    GridSampler,
+    RandomSampler,
+    SobolSampler,
+)
 from asynchpo.schedulers import ASHA, PBT, BaseScheduler, Hyperband, MedianStopping
 from asynchpo.space import Categorical, Float, Int, Space
 from asynchpo.storage import InMemoryStorage, SQLiteStorage
@@ -21,6 +28,7 @@ __all__ = [
     "ASHA",
     "Backend",
     "BaseSampler",
+    "CMAESSampler",
     "BaseScheduler",
     "Categorical",
     "CheckpointError",

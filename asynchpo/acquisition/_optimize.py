@@ -158,7 +158,7 @@ def _climb(gradient: Gradient, starts: np.ndarray, free: np.ndarray, max_iter: i
     return out
 
 
-def _keys(points: np.ndarray) -> np.ndarray:
+def point_keys(points: np.ndarray) -> np.ndarray:
     """One hashable key per row, equal for rows equal to 9 decimals."""
     rounded = np.ascontiguousarray(np.round(points, 9) + 0.0)  # + 0.0: no negative zeros
     return rounded.view(np.dtype((np.void, rounded.dtype.itemsize * rounded.shape[1]))).ravel()
@@ -168,7 +168,7 @@ def _taken(points: np.ndarray, avoid: np.ndarray) -> np.ndarray:
     """Which rows of ``points`` coincide with a row of ``avoid`` (both snapped)."""
     if not len(avoid) or not len(points):
         return np.zeros(len(points), dtype=bool)
-    return np.asarray(np.isin(_keys(points), _keys(avoid)), dtype=bool)
+    return np.asarray(np.isin(point_keys(points), point_keys(avoid)), dtype=bool)
 
 
 def _near(points: np.ndarray, busy: np.ndarray, separation: float) -> np.ndarray:

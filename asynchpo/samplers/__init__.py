@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asynchpo.samplers._base import BaseSampler, Fidelity, History
+from asynchpo.samplers._cmaes import CMAESSampler
 from asynchpo.samplers._gp import GPSampler
 from asynchpo.samplers._grid import GridSampler
 from asynchpo.samplers._random import RandomSampler
@@ -10,6 +11,7 @@ from asynchpo.samplers._sobol import SobolSampler
 
 __all__ = [
     "BaseSampler",
+    "CMAESSampler",
     "Fidelity",
     "GPSampler",
     "GridSampler",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from asynchpo.acquisition._optimize import point_keys
 from asynchpo.samplers._base import BaseSampler, History
 from asynchpo.space import Float, Space
 from asynchpo.surrogate._features import Features
@@ -45,18 +46,20 @@ class Fresh:
         for i in range(len(U)):
             if self._free(S[i], taken, chosen):
                 chosen.append(S[i])
+                if keys is not None:  # later redraws must keep off this one too
+                    keys = np.concatenate([keys, point_keys(S[i : i + 1])])
                 continue
             if keys is None:
-                keys = _keys(np.vstack([self._snap(taken), *chosen]))
+                keys = point_keys(np.vstack([self._snap(taken), *chosen]))
             for _ in range(_BLOCKS):
                 more = draw(i, _BLOCK)
-                free = np.flatnonzero(~np.isin(_keys(self._snap(more)), keys))
+                free = np.flatnonzero(~np.isin(point_keys(self._snap(more)), keys))
                 if len(free):
                     U[i] = more[free[0]]
                     S[i] = self._snap(U[i : i + 1])[0]
                     break
             chosen.append(S[i])
-            keys = np.concatenate([keys, _keys(S[i : i + 1])])
+            keys = np.concatenate([keys, point_keys(S[i : i + 1])])
         return U
 
     def _free(self, s: np.ndarray, taken: np.ndarray, chosen: list[np.ndarray]) -> bool:
@@ -72,12 +75,6 @@ class Fresh:
         else:
             return False
         return not chosen or not (np.abs(np.array(chosen) - s).max(axis=1) <= _TOL).any()
-
-
-def _keys(points: np.ndarray) -> np.ndarray:
-    """One key per row, equal for rows equal to 9 decimals."""
-    rounded = np.ascontiguousarray(np.round(points, 9) + 0.0)  # + 0.0: no negative zeros
-    return rounded.view(np.dtype((np.void, rounded.dtype.itemsize * rounded.shape[1]))).ravel()
 
 
 def taken_points(history: History, pending: np.ndarray) -> np.ndarray:

@@ -68,6 +68,10 @@ class SamplerContract:
 
     #: Whether two instances with the same seed must give the same points.
     deterministic = True
+    #: Whether the running trials change where the sampler goes next (beyond not repeating
+    #: them): True for a model-based or adaptive sampler; False only for independent draws
+    #: (random, quasi-random, grid), which are the same whatever runs.
+    uses_running = True
 
     def make(self, seed: int | None) -> BaseSampler:
         raise NotImplementedError
@@ -139,6 +143,26 @@ class SamplerContract:
             again = _repeats(space, U, np.vstack([X, failed, running]))
             assert not again, f"suggestion {step} was already taken: {again}"
             running = np.vstack([running, _recorded(space, U)])
+
+    def test_running_trials_change_the_suggestion(self) -> None:
+        # two twins (same seed) hand out the same first batch; then one is told that batch
+        # is still running, the other is not: their next points must differ
+        if not self.uses_running:
+            pytest.skip("independent draws: the running trials do not move them")
+        space, d = CONTINUOUS, CONTINUOUS.dim
+        hist = _history(space, 12, seed=2)
+        a, b = self.make(4), self.make(4)
+        first = _recorded(space, np.asarray(a.suggest(hist, np.empty((0, d)), 3)))
+        np.testing.assert_array_equal(
+            _recorded(space, np.asarray(b.suggest(hist, np.empty((0, d)), 3))), first
+        )
+        later = History(space, hist.X, hist.y, hist.X_failed, hist.n_asked + len(first))
+        with_running = np.asarray(a.suggest(later, first, 2))
+        without = np.asarray(b.suggest(later, np.empty((0, d)), 2))
+        assert with_running.shape[1] == d and len(with_running) >= 1
+        assert len(without) != len(with_running) or not np.allclose(
+            _recorded(space, with_running), _recorded(space, without), atol=1e-6
+        ), "the suggestion ignores the trials still running"
 
     def test_same_seed_same_points(self) -> None:
         if not self.deterministic:

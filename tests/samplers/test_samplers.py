@@ -10,16 +10,22 @@ from asynchpo.testing import SamplerContract
 
 
 class TestRandom(SamplerContract):
+    uses_running = False
+
     def make(self, seed):
         return RandomSampler(seed=seed)
 
 
 class TestSobol(SamplerContract):
+    uses_running = False
+
     def make(self, seed):
         return SobolSampler(seed=seed)
 
 
 class TestGrid(SamplerContract):
+    uses_running = False
+
     def make(self, seed):
         return GridSampler(n_points=3, shuffle=seed is not None, seed=seed)
 
@@ -46,6 +52,16 @@ def test_the_contract_fails_a_sampler_that_hands_out_running_points_again():
     for one_at_a_time in (False, True):
         with pytest.raises(AssertionError, match="suggest"):
             contract.test_running_points_are_avoided_while_free_ones_remain(one_at_a_time)
+
+
+class BlindContract(SamplerContract):  # not collected: run by hand below
+    def make(self, seed):
+        return RandomSampler(seed=seed)  # its draws do not depend on what runs
+
+
+def test_the_contract_fails_a_sampler_whose_points_ignore_the_running_trials():
+    with pytest.raises(AssertionError, match="ignores the trials still running"):
+        BlindContract().test_running_trials_change_the_suggestion()
 
 
 def _empty(space, n_asked=0):
@@ -208,3 +224,19 @@ def test_a_value_given_twice_is_a_grid_point_once():
     study = ah.Study(space, sampler=GridSampler(values={"x": [2, 0, 2], "act": ["b", "b"]}))
     study.optimize(lambda p: p["x"], n_trials=10, progress=False)
     assert [tuple(t.params.values()) for t in study.trials] == [(2, "b"), (0, "b")]
+
+
+def test_a_redraw_keeps_off_a_point_chosen_earlier_in_the_batch_without_a_redraw():
+    from asynchpo.samplers._random import Fresh
+
+    space = ah.Space(k=ah.Int(0, 3))  # bins centred at 1/8, 3/8, 5/8, 7/8
+    taken = np.array([[0.125]])
+    U = np.array([[0.125], [0.375], [0.125]])  # a repeat, a free point, a repeat
+    offers = {0: [0.625], 2: [0.375, 0.875]}  # row 2's redraws offer row 1's point first
+
+    def draw(i, m):
+        return np.array(offers[i] + [offers[i][-1]] * (m - len(offers[i])))[:m, None]
+
+    got = Fresh(space)(U, taken, draw)
+    values = [p["k"] for p in space.decode_many(got)]
+    assert values == [2, 1, 3], values
