@@ -15,6 +15,7 @@ from asynchpo.samplers import (
     GridSampler,
     RandomSampler,
     SobolSampler,
+    TPESampler,
 )
 from asynchpo.schedulers import ASHA, PBT, BaseScheduler, Hyperband, MedianStopping
 from asynchpo.space import Categorical, Float, Int, Space
@@ -51,6 +52,7 @@ __all__ = [
     "SQLiteStorage",
     "SimulatedBackend",
     "SobolSampler",
+    "TPESampler",
     "Space",
     "Study",
     "StudyInUseError",

@@ -102,6 +102,7 @@ def samplers() -> dict[str, tuple[str, Callable[[int], object]]]:
         "gp-thompson": ("asynchpo", lambda s: ah.GPSampler(seed=s, acquisition="thompson")),
         "random": ("asynchpo", lambda s: ah.RandomSampler(seed=s)),
         "cmaes": ("asynchpo", lambda s: ah.CMAESSampler(seed=s)),
+        "tpe": ("asynchpo", lambda s: ah.TPESampler(seed=s)),
         "cmaes-plain": ("asynchpo", lambda s: ah.CMAESSampler(seed=s, mirrored=False)),
         "cmaes-bipop": ("asynchpo", lambda s: ah.CMAESSampler(seed=s, restart="bipop")),
         "optuna-gp": ("optuna", optuna_sampler("gp")),

@@ -8,6 +8,7 @@ from asynchpo.samplers._gp import GPSampler
 from asynchpo.samplers._grid import GridSampler
 from asynchpo.samplers._random import RandomSampler
 from asynchpo.samplers._sobol import SobolSampler
+from asynchpo.samplers._tpe import TPESampler
 
 __all__ = [
     "BaseSampler",
@@ -18,4 +19,5 @@ __all__ = [
     "History",
     "RandomSampler",
     "SobolSampler",
+    "TPESampler",
 ]
