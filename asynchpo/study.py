@@ -34,7 +34,7 @@ from asynchpo.events import (
 from asynchpo.execution import Backend, Driver, LocalBackend, RunConfig
 from asynchpo.execution._suggest import Suggester
 from asynchpo.journal import Journal, StudyInUseError
-from asynchpo.samplers import BaseSampler, GPSampler
+from asynchpo.samplers import BaseSampler, GPSampler, PortfolioSampler
 from asynchpo.schedulers import BaseScheduler
 from asynchpo.space import Space
 from asynchpo.storage import BaseStorage, get_storage
@@ -112,7 +112,9 @@ class Study:
         objective: The name of the metric to optimize. An objective function may return a
             bare number (stored under this name) or a dict of metrics that contains it.
         direction: ``"minimize"`` or ``"maximize"``.
-        sampler: Decides the next parameters; a :class:`~asynchpo.GPSampler` if None.
+        sampler: Decides the next parameters; a :class:`~asynchpo.GPSampler` if None;
+            ``"auto"``: the default :class:`~asynchpo.PortfolioSampler` (several methods,
+            a bandit choosing among them).
         storage: Where the journal lives: a file path (SQLite, the default for keeping
             results), None (in memory), or a :class:`~asynchpo.storage.BaseStorage`.
         name: The study's name in its storage; a fresh unique name if None.
@@ -144,7 +146,7 @@ class Study:
         space: Space | Mapping[str, Any],
         objective: str = "value",
         direction: str = "minimize",
-        sampler: BaseSampler | None = None,
+        sampler: BaseSampler | str | None = None,
         storage: str | os.PathLike[str] | BaseStorage | None = None,
         name: str | None = None,
         *,
@@ -196,9 +198,13 @@ class Study:
         return scheduler
 
     @staticmethod
-    def _check_sampler(sampler: BaseSampler | None) -> BaseSampler:
+    def _check_sampler(sampler: BaseSampler | str | None) -> BaseSampler:
         if sampler is None:
             return GPSampler()
+        if isinstance(sampler, str):
+            if sampler != "auto":
+                raise ValueError(f'sampler must be a BaseSampler or "auto", got {sampler!r}')
+            return PortfolioSampler()
         if not isinstance(sampler, BaseSampler):
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")
         return sampler
@@ -223,7 +229,7 @@ class Study:
         cls,
         name: str,
         storage: str | os.PathLike[str] | BaseStorage,
-        sampler: BaseSampler | None = None,
+        sampler: BaseSampler | str | None = None,
         *,
         scheduler: BaseScheduler | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -698,7 +704,7 @@ class Study:
         ds: xr.Dataset,
         storage: str | os.PathLike[str] | BaseStorage | None = None,
         name: str | None = None,
-        sampler: BaseSampler | None = None,
+        sampler: BaseSampler | str | None = None,
     ) -> Study:
         """A study rebuilt from :meth:`to_xarray`'s Dataset (e.g. read back from netCDF),
         ready to look at or to go on with. Trials running when it was saved come back

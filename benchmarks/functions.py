@@ -93,3 +93,54 @@ PROBLEMS = {
     "levy10": Problem("Levy-10", [(-10, 10)] * 10, levy, 0.0, 200),
     "rosenbrock4": Problem("Rosenbrock-4", [(-5, 10)] * 4, rosenbrock, 0.0, 200),
 }
+
+
+# -- steep valleys: several narrow optima separated by flat regions --------------------------
+
+_SHEKEL_C = np.array(
+    [
+        [4, 4, 4, 4], [1, 1, 1, 1], [8, 8, 8, 8], [6, 6, 6, 6], [3, 7, 3, 7],
+        [2, 9, 2, 9], [5, 5, 3, 3], [8, 1, 8, 1], [6, 2, 6, 2], [7, 3.6, 7, 3.6],
+    ],
+    dtype=float,
+)  # fmt: skip
+_SHEKEL_B = 0.1 * np.array([1, 2, 2, 4, 4, 6, 3, 7, 5, 5], dtype=float)
+
+
+def shekel10(x: np.ndarray) -> float:
+    return float(-(1.0 / (((x - _SHEKEL_C) ** 2).sum(axis=1) + _SHEKEL_B)).sum())
+
+
+def michalewicz(x: np.ndarray, m: int = 10) -> float:
+    i = np.arange(1, len(x) + 1)
+    return float(-(np.sin(x) * np.sin(i * x**2 / np.pi) ** (2 * m)).sum())
+
+
+def wells(d: int, seed: int, n_wells: int = 10) -> Problem:
+    """A member of a seeded family: ``n_wells`` Shekel-like wells at random centres of
+    ``[0, 1]^d``, of random widths and depths, on a plateau that falls off only as the
+    inverse square distance to them; its optimum is found by a local search from every
+    centre (the wells are narrow enough that each holds one minimum)."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng([seed, d, n_wells])
+    centres = rng.uniform(0.05, 0.95, (n_wells, d))
+    scale = rng.uniform(20.0, 150.0, n_wells)  # steepness: width ~ 1 / sqrt(scale)
+    floor = rng.uniform(0.12, 0.6, n_wells)  # depth ~ 1 / floor
+    floor[0] = 0.1  # one well is the deepest
+
+    def f(x: np.ndarray) -> float:
+        r2 = (((np.asarray(x) - centres) ** 2).sum(axis=1)) * scale
+        return float(-(1.0 / (r2 + floor)).sum())
+
+    best = min(minimize(f, c, method="L-BFGS-B", bounds=[(0.0, 1.0)] * d).fun for c in centres)
+    return Problem(f"Wells-{d} #{seed}", [(0.0, 1.0)] * d, f, float(best), 200)
+
+
+#: The steep-valley family: two classics and seeded random members in 4-8 dimensions.
+VALLEYS = {
+    "shekel10": Problem("Shekel-4 (m=10)", [(0, 10)] * 4, shekel10, -10.536284, 200),
+    "michalewicz5": Problem("Michalewicz-5", [(0, np.pi)] * 5, michalewicz, -4.687658, 200),
+    **{f"wells{d}-{s}": wells(d, s) for d, s in ((4, 0), (4, 1), (6, 0), (6, 1), (8, 0))},
+}
+ALL = {**PROBLEMS, **VALLEYS}

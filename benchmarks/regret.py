@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import asynchpo as ah
-from benchmarks.functions import PROBLEMS, Problem
+from benchmarks.functions import ALL, PROBLEMS, VALLEYS, Problem
 
 Run = list[tuple[float, float]]  # (virtual finish time, value) in finishing order
 
@@ -103,6 +103,7 @@ def samplers() -> dict[str, tuple[str, Callable[[int], object]]]:
         "random": ("asynchpo", lambda s: ah.RandomSampler(seed=s)),
         "cmaes": ("asynchpo", lambda s: ah.CMAESSampler(seed=s)),
         "tpe": ("asynchpo", lambda s: ah.TPESampler(seed=s)),
+        "portfolio": ("asynchpo", lambda s: ah.PortfolioSampler(seed=s)),
         "cmaes-plain": ("asynchpo", lambda s: ah.CMAESSampler(seed=s, mirrored=False)),
         "cmaes-bipop": ("asynchpo", lambda s: ah.CMAESSampler(seed=s, restart="bipop")),
         "optuna-gp": ("optuna", optuna_sampler("gp")),
@@ -123,7 +124,13 @@ def regret_by_time(run: Run, optimum: float, t: float) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--functions", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    p.add_argument(
+        "--functions",
+        nargs="+",
+        default=list(PROBLEMS),
+        choices=[*ALL, "valleys"],
+        help="the five public functions by default; 'valleys': the steep-valley family",
+    )
     p.add_argument("--workers", nargs="+", type=int, default=[1, 8, 32])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument(
@@ -133,6 +140,8 @@ def main() -> None:
     p.add_argument("--fresh", nargs="*", default=[], help="samplers whose cached runs to drop")
     args = p.parse_args()
     table = samplers()
+    if "valleys" in args.functions:
+        args.functions = [f for f in args.functions if f != "valleys"] + list(VALLEYS)
     args.out.mkdir(parents=True, exist_ok=True)
     cache_file = args.out / "runs.jsonl"
     cache = {}
@@ -144,7 +153,7 @@ def main() -> None:
     cache_file.write_text("".join(json.dumps(r) + "\n" for r in cache.values()))
     rows = []  # (function, workers, sampler, seed, seconds, run)
     for fname in args.functions:
-        problem = PROBLEMS[fname]
+        problem = ALL[fname]
         for w in args.workers:
             for sname in args.samplers:
                 kind, make = table[sname]
@@ -199,10 +208,10 @@ def write(rows: list, args: argparse.Namespace) -> None:
         "| function | W | sampler | 25% | 50% | 100% | equal time | s/run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(r[0], r[1]) for r in rows}, key=lambda k: (list(PROBLEMS).index(k[0]), k[1]))
+    keys = sorted({(r[0], r[1]) for r in rows}, key=lambda k: (list(ALL).index(k[0]), k[1]))
     csv = ["function,workers,sampler,seed,evaluation,finish_time,value"]
     for fname, w in keys:
-        problem = PROBLEMS[fname]
+        problem = ALL[fname]
         group = [r for r in rows if r[0] == fname and r[1] == w]
         # equal virtual time: the earliest time by which every sampler's runs are all done
         t_eq = min(max(r[5][-1][0] for r in group if r[2] == s) for s in {r[2] for r in group})

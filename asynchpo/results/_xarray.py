@@ -210,7 +210,7 @@ def from_xarray(
     ds: xr.Dataset,
     storage: str | BaseStorage | None = None,
     name: str | None = None,
-    sampler: BaseSampler | None = None,
+    sampler: BaseSampler | str | None = None,
 ) -> Study:
     """A study rebuilt from a Dataset made by :func:`to_xarray` (read back from netCDF or
     zarr, say, in this format or format 1): same space, objective, direction, trials,

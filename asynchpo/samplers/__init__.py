@@ -6,6 +6,7 @@ from asynchpo.samplers._base import BaseSampler, Fidelity, History
 from asynchpo.samplers._cmaes import CMAESSampler
 from asynchpo.samplers._gp import GPSampler
 from asynchpo.samplers._grid import GridSampler
+from asynchpo.samplers._portfolio import PortfolioSampler
 from asynchpo.samplers._random import RandomSampler
 from asynchpo.samplers._sobol import SobolSampler
 from asynchpo.samplers._tpe import TPESampler
@@ -17,6 +18,7 @@ __all__ = [
     "GPSampler",
     "GridSampler",
     "History",
+    "PortfolioSampler",
     "RandomSampler",
     "SobolSampler",
     "TPESampler",
