@@ -11,6 +11,7 @@ from asynchpo.journal import Journal, StudyInUseError
 from asynchpo.samplers import (
     BaseSampler,
     CMAESSampler,
+    EnsembleSampler,
     GPSampler,
     GridSampler,
     PortfolioSampler,
@@ -31,6 +32,7 @@ __all__ = [
     "Backend",
     "BaseSampler",
     "CMAESSampler",
+    "EnsembleSampler",
     "BaseScheduler",
     "Categorical",
     "CheckpointError",

@@ -103,6 +103,7 @@ def samplers() -> dict[str, tuple[str, Callable[[int], object]]]:
         "random": ("asynchpo", lambda s: ah.RandomSampler(seed=s)),
         "cmaes": ("asynchpo", lambda s: ah.CMAESSampler(seed=s)),
         "tpe": ("asynchpo", lambda s: ah.TPESampler(seed=s)),
+        "ensemble": ("asynchpo", lambda s: ah.EnsembleSampler(seed=s)),
         "portfolio": ("asynchpo", lambda s: ah.PortfolioSampler(seed=s)),
         "cmaes-plain": ("asynchpo", lambda s: ah.CMAESSampler(seed=s, mirrored=False)),
         "cmaes-bipop": ("asynchpo", lambda s: ah.CMAESSampler(seed=s, restart="bipop")),

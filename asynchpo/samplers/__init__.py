@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asynchpo.samplers._base import BaseSampler, Fidelity, History
 from asynchpo.samplers._cmaes import CMAESSampler
+from asynchpo.samplers._ensemble import EnsembleSampler
 from asynchpo.samplers._gp import GPSampler
 from asynchpo.samplers._grid import GridSampler
 from asynchpo.samplers._portfolio import PortfolioSampler
@@ -14,6 +15,7 @@ from asynchpo.samplers._tpe import TPESampler
 __all__ = [
     "BaseSampler",
     "CMAESSampler",
+    "EnsembleSampler",
     "Fidelity",
     "GPSampler",
     "GridSampler",

@@ -190,6 +190,7 @@ class PortfolioSampler(BaseSampler):
 def default_members(seed: int | None) -> list[BaseSampler]:
     """The default portfolio: GP, neural ensemble, CMA-ES, TPE, random."""
     from asynchpo.samplers._cmaes import CMAESSampler
+    from asynchpo.samplers._ensemble import EnsembleSampler
     from asynchpo.samplers._gp import GPSampler
     from asynchpo.samplers._tpe import TPESampler
 
@@ -198,6 +199,7 @@ def default_members(seed: int | None) -> list[BaseSampler]:
 
     return [
         GPSampler(seed=s(0), prefetch=False),
+        EnsembleSampler(seed=s(1)),
         CMAESSampler(seed=s(2)),
         TPESampler(seed=s(3)),
         RandomSampler(seed=s(4)),

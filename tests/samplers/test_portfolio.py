@@ -101,7 +101,7 @@ def test_study_auto_builds_the_default_portfolio_and_a_bad_name_is_refused():
     study = ah.Study(SPACE, sampler="auto")
     assert isinstance(study.sampler, PortfolioSampler)
     names = set(study.sampler.counts)
-    assert {"GPSampler", "CMAESSampler", "TPESampler", "RandomSampler"} <= names
+    assert {"GPSampler", "EnsembleSampler", "CMAESSampler", "TPESampler", "RandomSampler"} == names
     with pytest.raises(ValueError, match="sampler"):
         ah.Study(SPACE, sampler="best")
 

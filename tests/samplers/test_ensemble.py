@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+import asynchpo as ah
+from asynchpo.samplers import EnsembleSampler, History
+from asynchpo.samplers._ensemble import batch_rows
+from asynchpo.samplers._stack import OPTIMIZERS, Stack, draw_specs
+from asynchpo.testing import SamplerContract
+
+torch = pytest.importorskip("torch")
+
+
+class TestEnsemble(SamplerContract):
+    def make(self, seed):
+        return EnsembleSampler(k=3, steps=4, seed=seed)
+
+
+SPACE = ah.Space({f"x{i}": ah.Float(0.0, 1.0) for i in range(3)})
+
+
+def _history(X, y, n_asked=None):
+    X = np.asarray(X, dtype=float)
+    return History(SPACE, X, np.asarray(y, dtype=float), np.empty((0, 3)), n_asked or len(X))
+
+
+def test_the_networks_differ_in_optimizer_activation_initialization_and_sparsity():
+    specs = draw_specs(6, seed=0)
+    assert {s.optimizer for s in specs} == set(OPTIMIZERS)
+    assert len({s.activation for s in specs}) >= 3
+    assert len({s.init for s in specs}) >= 2
+    assert len({(s.width, s.depth) for s in specs}) >= 2
+    sampler = EnsembleSampler(k=6, seed=0)
+    sampler.suggest(_history(np.empty((0, 3)), []), np.empty((0, 3)), 1)
+    assert len(sampler.networks) == 6 and all("sparse" in line for line in sampler.networks)
+
+
+def test_every_network_sees_every_result_over_time_in_batches_of_its_own():
+    n, k, window = 1000, 5, 64
+    best = np.arange(16)
+    seen = np.zeros((k, n), dtype=bool)
+    first = batch_rows(n, k, 1, window, 0, best)
+    assert len({tuple(r) for r in first}) == k  # no two networks share a batch
+    for r in range(1, 2 * n // window + 2):
+        rows = batch_rows(n, k, r, window, 0, best)
+        assert rows.shape == (k, window + 32)
+        seen[np.arange(k)[:, None], rows] = True
+    assert seen.all()
+    # while the results fit in a window, every network trains on all of them
+    np.testing.assert_array_equal(
+        batch_rows(40, k, 3, window, 0, best), np.tile(np.arange(40), (k, 1))
+    )
+
+
+def test_one_step_trains_every_network_and_keeps_their_masks():
+    specs = draw_specs(6, seed=1)
+    stack = Stack(specs, d=3, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(6, 50, 3, generator=gen)
+    y = (X**2).sum(dim=2)
+    before = stack.copy()
+    losses = [stack.step(X, y) for _ in range(200)]
+    assert losses[-1] < 0.5 * losses[0]
+    after = stack.copy()
+    moved = (after - before).abs().sum(dim=1)
+    assert (moved > 0).all()  # every network, whatever its optimizer
+    # masked weights (padding, sparsity) stay exactly zero
+    assert (after[stack.mask == 0] == 0).all()
+    # each network alone: its prediction does not depend on its siblings' rows
+    one = stack.forward(X, after)[2]
+    other = after.clone()
+    other[[0, 1, 3, 4, 5]] = 0.0
+    torch.testing.assert_close(stack.forward(X, other)[2], one)
+
+
+def test_suggestions_go_to_the_minimum_of_a_smooth_function():
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 3))
+    y = ((X - [0.2, 0.7, 0.5]) ** 2).sum(axis=1)
+    sampler = EnsembleSampler(k=5, kappa=0.0, seed=0)  # no weight on disagreement
+    for i in range(20):  # let it train a little on this history
+        U = sampler.suggest(_history(X, y, 80 + i), np.empty((0, 3)), 1)
+    assert np.abs(U[0] - [0.2, 0.7, 0.5]).max() < 0.25
+    mean, spread = sampler.predict(np.array([[0.2, 0.7, 0.5], [0.95, 0.05, 0.95]]))
+    assert mean[0] < mean[1] and (spread >= 0).all()
+
+
+def test_it_beats_random_search_in_a_study_with_parallel_workers():
+    space = ah.Space({f"x{i}": ah.Float(-1.0, 1.0) for i in range(4)})
+
+    def f(p):
+        return sum((p[f"x{i}"] - 0.3 * i + 0.4) ** 2 for i in range(4))
+
+    best = {}
+    for name, sampler in {
+        "nn": EnsembleSampler(k=4, seed=0),
+        "random": ah.RandomSampler(0),
+    }.items():
+        study = ah.Study(space, sampler=sampler)
+        study.optimize(f, n_trials=80, backend=ah.SimulatedBackend(8, seed=0), progress=False)
+        best[name] = study.best_value
+    assert best["nn"] < best["random"] / 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": 0}, "k"),
+        ({"steps": 0}, "steps"),
+        ({"window": 1}, "window"),
+        ({"kappa": -1.0}, "kappa"),
+        ({"n_initial": 0}, "n_initial"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EnsembleSampler(**kwargs)
