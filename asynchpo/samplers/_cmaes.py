@@ -27,7 +27,6 @@ class _Run:
     popsize: int
     regime: str  # "large" (IPOP's growing population) or "small" (BIPOP's local runs)
     batch: list[tuple[np.ndarray, float]] = field(default_factory=list)
-    evaluations: int = 0
     unpaired: list[np.ndarray] = field(default_factory=list)  # this generation's, not mirrored
     drawn_in: int = 0  # the generation they were drawn in
 
@@ -206,7 +205,6 @@ class CMAESSampler(BaseSampler):
         run = self._run
         assert run is not None
         run.batch.append((np.clip(x, 0.0, 1.0), value))
-        run.evaluations += 1
         self._spent[run.regime] += 1
         if len(run.batch) < run.popsize:
             return

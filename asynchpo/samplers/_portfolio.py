@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -88,7 +89,7 @@ class PortfolioSampler(BaseSampler):
         self._alpha, self._beta = np.ones(k), np.ones(k)
         self._owner: dict[bytes, int] = {}  # a suggested point's key -> its member
         self._seen = self._seen_failed = 0
-        self._values: list[float] = []  # complete results so far, in the order they came
+        self._values: deque[float] = deque(maxlen=_RECENT)  # the latest complete results
         self._counts = np.zeros(k, dtype=int)
 
     @property
@@ -175,7 +176,7 @@ class PortfolioSampler(BaseSampler):
         """1 if ``value`` beats the median of the last ``_RECENT`` results, else 0."""
         if not self._values:
             return 1.0
-        return 1.0 if value < float(np.median(self._values[-_RECENT:])) else 0.0
+        return 1.0 if value < float(np.median(self._values)) else 0.0
 
     def _reward(self, member: int | None, r: float) -> None:
         # every result fades the old credit (the bandit follows the recent past); a result
