@@ -175,7 +175,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 str(t.number),
                 t.state.value,
                 _fmt(t.value),
-                *(_fmt(t.params[n]) for n in names),
+                *(_fmt(t.params[n]) if n in t.params else "" for n in names),
                 _fmt(t.reports[-1].step) if t.reports else "",
                 _fmt(t.duration),
                 _fmt(t.worker or ""),

@@ -344,8 +344,22 @@ def _scalars(value: Any) -> None:
     _names_to(value, _scalar)
 
 
+def _values(value: Any) -> str | None:
+    """A list of scalars, as a condition holds for a parent."""
+    if not isinstance(value, (list, tuple)):
+        return f"must be a list, got {_show(value)}"
+    return _spec_value(value)
+
+
 def _spec_value(value: Any) -> str | None:
-    """A distribution's argument: a scalar, or a list of them (a categorical's choices)."""
+    """A distribution's argument: a scalar, a list of them (a categorical's choices), or
+    names to such lists (a condition, ``when``)."""
+    if isinstance(value, dict):
+        try:
+            _names_to(value, _values, limit=_MAX_ARGS)
+        except _BadValueError as bad:
+            return str(bad)
+        return None
     if isinstance(value, (list, tuple)):
         if len(value) > MAX_CHOICES:
             return f"must have at most {MAX_CHOICES:,} items, got {len(value):,}"

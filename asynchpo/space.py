@@ -68,7 +68,57 @@ def plain_scalar(value: Any) -> Any:
 
 
 class Distribution(ABC):
-    """One hyperparameter's domain and its coordinate of the unit cube."""
+    """One hyperparameter's domain and its coordinate of the unit cube.
+
+    Every distribution takes ``when``: the values of other parameters under which it is
+    active, as ``{parent: value or [values]}`` (all parents must match, and be active
+    themselves). An inactive parameter is absent from a trial's parameters; its
+    unit-cube coordinate is fixed, so samplers see one point per distinct configuration.
+    The parents are checked when the :class:`Space` is built.
+    """
+
+    #: ``{parent: [values]}`` under which the parameter is active; None: always active.
+    when: dict[str, list[Any]] | None = None
+
+    def _set_when(self, when: Mapping[str, Any] | None) -> None:
+        kind = type(self).__name__
+        if when is None:
+            self.when = None
+            return
+        if not isinstance(when, Mapping):
+            raise TypeError(
+                f"{kind}: when must be a mapping of parameter names to values, got {short(when)}"
+            )
+        out: dict[str, list[Any]] = {}
+        for parent, values in when.items():
+            if not isinstance(parent, str) or not parent or len(parent) > MAX_STRING:
+                raise ValueError(
+                    f"{kind}: when: parameter names are non-empty strings, got {short(parent)}"
+                )
+            listed = values if isinstance(values, (list, tuple)) else [values]
+            if len(listed) > MAX_CHOICES:
+                raise ValueError(
+                    f"{kind}: when[{parent!r}]: {len(listed)} values, over {MAX_CHOICES}"
+                )
+            try:
+                out[str.__str__(parent)] = [plain_scalar(v) for v in listed]
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{kind}: when[{parent!r}]: each value must be a str, int, finite float, "
+                    f"bool or None; got {exc}"
+                ) from None
+        self.when = out or None
+
+    def _spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self.when is not None:
+            spec["when"] = {k: list(v) for k, v in self.when.items()}
+        return spec
+
+    def without_condition(self) -> Distribution:
+        """The same domain, always active."""
+        spec = self.to_spec()
+        spec.pop("when", None)
+        return Distribution.from_spec(spec)
 
     @abstractmethod
     def encode(self, value: Any) -> float:
@@ -182,7 +232,15 @@ class Float(Distribution):
         0.001
     """
 
-    def __init__(self, low: float, high: float, log: bool = False, step: float | None = None):
+    def __init__(
+        self,
+        low: float,
+        high: float,
+        log: bool = False,
+        step: float | None = None,
+        *,
+        when: Mapping[str, Any] | None = None,
+    ):
         low, high = _float_bound("low", low), _float_bound("high", high)
         _ordered("Float", low, high)
         if not isinstance(log, bool):
@@ -211,6 +269,7 @@ class Float(Distribution):
             self.step, self._n = size, round(n) + 1
         if log:
             self._a, self._b = math.log(self.low), math.log(self.high)
+        self._set_when(when)
 
     def _value(self, k: int) -> float:
         assert self.step is not None
@@ -269,13 +328,15 @@ class Float(Distribution):
         return list(dict.fromkeys(self.decode(u) for u in us))
 
     def to_spec(self) -> dict[str, Any]:
-        return {
-            "type": "float",
-            "low": self.low,
-            "high": self.high,
-            "log": self.log,
-            "step": self.step,
-        }
+        return self._spec(
+            {
+                "type": "float",
+                "low": self.low,
+                "high": self.high,
+                "log": self.log,
+                "step": self.step,
+            }
+        )
 
 
 class Int(Distribution):
@@ -292,7 +353,15 @@ class Int(Distribution):
         8
     """
 
-    def __init__(self, low: int, high: int, log: bool = False, step: int = 1):
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        log: bool = False,
+        step: int = 1,
+        *,
+        when: Mapping[str, Any] | None = None,
+    ):
         low, high = _int_bound("low", low), _int_bound("high", high)
         _ordered("Int", low, high)
         if not isinstance(log, bool):
@@ -309,6 +378,7 @@ class Int(Distribution):
         self._n = (self.high - self.low) // self.step + 1
         if log:
             self._a, self._b = math.log(self.low - 0.5), math.log(self.high + 0.5)
+        self._set_when(when)
 
     def encode(self, value: Any) -> float:
         if self.log:
@@ -345,13 +415,9 @@ class Int(Distribution):
         return list(dict.fromkeys(self.decode(u) for u in us))
 
     def to_spec(self) -> dict[str, Any]:
-        return {
-            "type": "int",
-            "low": self.low,
-            "high": self.high,
-            "log": self.log,
-            "step": self.step,
-        }
+        return self._spec(
+            {"type": "int", "low": self.low, "high": self.high, "log": self.log, "step": self.step}
+        )
 
 
 class Categorical(Distribution):
@@ -367,7 +433,9 @@ class Categorical(Distribution):
         'gelu'
     """
 
-    def __init__(self, choices: Sequence[Any] | np.ndarray):
+    def __init__(
+        self, choices: Sequence[Any] | np.ndarray, *, when: Mapping[str, Any] | None = None
+    ):
         if isinstance(choices, np.ndarray) and choices.ndim == 1:
             choices = choices.tolist()
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
@@ -402,6 +470,7 @@ class Categorical(Distribution):
                     "a study's record holds"
                 )
         self.choices = plain
+        self._set_when(when)
 
     @staticmethod
     def _key(value: Any) -> tuple[str, Any]:
@@ -434,19 +503,107 @@ class Categorical(Distribution):
         return list(self.choices)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"type": "categorical", "choices": list(self.choices)}
+        return self._spec({"type": "categorical", "choices": list(self.choices)})
 
 
 #: Each kind of distribution in a spec: its class, its required and its optional fields.
 _KINDS: dict[str, tuple[type[Distribution], tuple[str, ...], tuple[str, ...]]] = {
-    "float": (Float, ("low", "high"), ("log", "step")),
-    "int": (Int, ("low", "high"), ("log", "step")),
-    "categorical": (Categorical, ("choices",), ()),
+    "float": (Float, ("low", "high"), ("log", "step", "when")),
+    "int": (Int, ("low", "high"), ("log", "step", "when")),
+    "categorical": (Categorical, ("choices",), ("when",)),
 }
+
+
+def _discrete(dist: Distribution) -> bool:
+    return not (isinstance(dist, Float) and dist.step is None)
+
+
+def _code(dist: Distribution, value: Any) -> int:
+    """The index of a (valid) value of a discrete distribution: what a condition matches."""
+    if isinstance(dist, Categorical):
+        return dist.index(value)
+    if isinstance(dist, Int):
+        return int(value) if dist.log else (int(value) - dist.low) // dist.step
+    assert isinstance(dist, Float) and dist.step is not None
+    return round(_over(value, dist.low, dist.step))
+
+
+def _codes(dist: Distribution, u: np.ndarray) -> np.ndarray:
+    """:func:`_code` of the values at unit-cube coordinates ``u``, vectorized."""
+    u = np.clip(u, 0.0, 1.0)
+    if isinstance(dist, Int) and dist.log:
+        x = np.round(np.exp(dist._a + u * (dist._b - dist._a)))
+        return np.clip(x, dist.low, dist.high).astype(np.int64)
+    n = len(dist.choices) if isinstance(dist, Categorical) else dist._n  # type: ignore[attr-defined]
+    return np.asarray(np.minimum(np.floor(u * n), n - 1), dtype=np.int64)
+
+
+#: A parameter's conditions: (parent, the codes of the values it is active under).
+_Conditions = list[tuple[str, frozenset[int]]]
+
+
+def _read_conditions(items: Mapping[str, Distribution]) -> tuple[dict[str, _Conditions], list[str]]:
+    """Each conditional parameter's conditions, checked, and every parameter in an order
+    where parents come before their children."""
+    conditions: dict[str, _Conditions] = {}
+    for name, dist in items.items():
+        if dist.when is None:
+            continue
+        conds: _Conditions = []
+        for parent, values in dist.when.items():
+            where = f"Space: parameter {name!r}: when"
+            if parent == name:
+                raise ValueError(f"{where}: a parameter cannot depend on itself")
+            if parent not in items:
+                raise ValueError(
+                    f"{where}: unknown parameter {parent!r}; the space has {short(list(items))}"
+                )
+            pdist = items[parent]
+            if not _discrete(pdist):
+                raise ValueError(
+                    f"{where}: {parent!r} takes continuous values; a parent must be a "
+                    "Categorical, an Int or a Float with a step"
+                )
+            if not values:
+                raise ValueError(f"{where}: no value given for {parent!r}")
+            codes = set()
+            for v in values:
+                try:
+                    codes.add(_code(pdist, pdist.check(parent, v)))
+                except (ValueError, TypeError, KeyError):
+                    raise ValueError(f"{where}: {parent!r} never takes {short(v)}") from None
+            conds.append((parent, frozenset(codes)))
+        conditions[name] = conds
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise ValueError(
+                "Space: the conditions make a cycle: " + " -> ".join(repr(n) for n in cycle)
+            )
+        state[name] = 1
+        for parent, _ in conditions.get(name, []):
+            visit(parent, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in items:
+        visit(name, [])
+    return conditions, order
 
 
 class Space(Mapping[str, Distribution]):
     """A named set of hyperparameters; one unit-cube coordinate each, in the order given.
+
+    A parameter given ``when={parent: values}`` is active only while its parents take
+    those values (and are active themselves); it is then absent from the parameters of the
+    trials where it is not, and its coordinate is held at one value there. The conditions
+    are checked here: an unknown parent, a value the parent never takes, a parent with
+    continuous values, or a cycle raises ``ValueError`` naming the parameter.
 
     Args:
         params: Optionally a mapping of names to distributions, given positionally.
@@ -456,6 +613,9 @@ class Space(Mapping[str, Distribution]):
         >>> space = Space(lr=Float(1e-5, 1e-1, log=True), depth=Int(1, 8))
         >>> space.decode(space.encode({"lr": 1e-3, "depth": 4}))["depth"]
         4
+        >>> opt = Space(opt=Categorical(["sgd", "adam"]), momentum=Float(0, 1, when={"opt": "sgd"}))
+        >>> sorted(opt.decode([0.9, 0.3]))
+        ['opt']
     """
 
     def __init__(self, params: Mapping[str, Distribution] | None = None, /, **kwargs: Distribution):
@@ -488,6 +648,10 @@ class Space(Mapping[str, Distribution]):
             raise ValueError("Space: give at least one parameter")
         self._params = items
         self.names: tuple[str, ...] = tuple(items)
+        self._conditions, self._order = _read_conditions(items)
+        # an inactive coordinate's value: the encoding of the middle value of its domain
+        self._fill = np.array([d.encode(d.decode(0.5)) for d in items.values()], dtype=float)
+        self._column = {n: j for j, n in enumerate(self.names)}
         size = len(json.dumps(self.to_spec(), separators=(",", ":")))
         if size > MAX_RECORD_BYTES:
             raise ValueError(
@@ -518,42 +682,118 @@ class Space(Mapping[str, Distribution]):
         """The number of unit-cube coordinates, ``d``."""
         return len(self._params)
 
+    @property
+    def conditional(self) -> bool:
+        """Whether some parameter is active only under conditions (``when``)."""
+        return bool(self._conditions)
+
+    def _holds(self, name: str, params: Mapping[str, Any], active: set[str]) -> bool:
+        """Whether ``name``'s conditions hold, its parents' activity in ``active``."""
+        for parent, codes in self._conditions.get(name, ()):
+            if parent not in active:
+                return False
+            try:
+                if _code(self._params[parent], params[parent]) not in codes:
+                    return False
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                return False
+        return True
+
+    def active(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``params`` (valid values, all parameters or at least the active
+        ones) that are active there, in the space's order."""
+        on: set[str] = set()
+        for name in self._order:
+            if name in params and self._holds(name, params, on):
+                on.add(name)
+        return {n: params[n] for n in self.names if n in on}
+
     def check(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``params`` normalized, or raise ``ValueError`` naming the bad parameter.
 
-        ``params`` may come from a file: whatever is wrong with it, the error is a
-        ``ValueError``.
+        ``params`` holds every active parameter and no inactive one. It may come from a
+        file: whatever is wrong with it, the error is a ``ValueError``.
         """
         if not isinstance(params, Mapping):
             raise ValueError(f"params must be a mapping of parameter names, got {short(params)}")
-        missing = [n for n in self.names if n not in params]
-        if missing:
-            raise ValueError(f"params: missing parameter(s) {short(missing)}")
-        if len(params) != len(self._params):
-            extra = [n for n in params if not isinstance(n, str) or n not in self._params]
+        extra = [n for n in params if not isinstance(n, str) or n not in self._params]
+        if extra:
             raise ValueError(
                 f"params: unknown parameter(s) {short(extra)}; the space has "
                 f"{short(list(self.names))}"
             )
-        out = {}
-        for n, d in self._params.items():
+        out: dict[str, Any] = {}
+        missing = []
+        for n in self._order:
+            if not self._holds(n, out, set(out)):
+                if n in params:
+                    conds = ", ".join(
+                        f"{p} in {short(self._params[n].when[p])}"  # type: ignore[index]
+                        for p, _ in self._conditions[n]
+                    )
+                    now = ", ".join(
+                        f"{p}={short(out[p])}" if p in out else f"{p} inactive"
+                        for p, _ in self._conditions[n]
+                    )
+                    raise ValueError(
+                        f"params: parameter {n!r} is inactive: it needs {conds}, and here {now}"
+                    )
+                continue
+            if n not in params:
+                missing.append(n)
+                continue
             try:
-                out[n] = d.check(n, params[n])
+                out[n] = self._params[n].check(n, params[n])
             except (TypeError, KeyError, ArithmeticError) as exc:  # a value's own methods raised
                 raise ValueError(f"parameter {n!r}: {type(exc).__name__}: {exc}") from None
-        return out
+        if missing:
+            names = sorted(missing, key=self._column.__getitem__)
+            raise ValueError(f"params: missing parameter(s) {short(names)}")
+        return {n: out[n] for n in self.names if n in out}
 
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
-        """Unit-cube coordinates of one valid parameter set, shape `d`."""
-        return np.array([d.encode(params[n]) for n, d in self._params.items()], dtype=float)
+        """Unit-cube coordinates of one valid parameter set, shape `d` (inactive
+        parameters at their fixed coordinate)."""
+        if not self._conditions:
+            return np.array([d.encode(params[n]) for n, d in self._params.items()], dtype=float)
+        on = self.active(params)
+        return np.array(
+            [
+                d.encode(on[n]) if n in on else self._fill[j]
+                for j, (n, d) in enumerate(self.items())
+            ],
+            dtype=float,
+        )
 
     def decode(self, u: np.ndarray) -> dict[str, Any]:
-        """The parameter set at unit-cube point ``u`` of shape `d`."""
-        return {n: d.decode(float(x)) for (n, d), x in zip(self._params.items(), u, strict=True)}
+        """The parameter set at unit-cube point ``u`` of shape `d` (active parameters only)."""
+        out = {n: d.decode(float(x)) for (n, d), x in zip(self._params.items(), u, strict=True)}
+        return self.active(out) if self._conditions else out
 
     def decode_many(self, U: np.ndarray) -> list[dict[str, Any]]:
         """The parameter sets at the rows of ``U``, shape `n x d`."""
         return [self.decode(row) for row in np.asarray(U)]
+
+    def active_mask(self, U: np.ndarray) -> np.ndarray:
+        """Which coordinates of the points ``U`` (`n x d`) are active, `n x d` booleans."""
+        U = np.asarray(U, dtype=float).reshape(-1, self.dim)
+        mask = np.ones(U.shape, dtype=bool)
+        for name in self._order:
+            j = self._column[name]
+            for parent, codes in self._conditions.get(name, ()):
+                k = self._column[parent]
+                hit = np.isin(_codes(self._params[parent], U[:, k]), list(codes))
+                mask[:, j] &= mask[:, k] & hit
+        return mask
+
+    def canonical(self, U: np.ndarray) -> np.ndarray:
+        """The points ``U`` (`n x d`) with every inactive coordinate at its fixed value:
+        two points that decode to the same parameters then agree. A copy."""
+        U = np.array(U, dtype=float)
+        if not self._conditions:
+            return U
+        fill = np.broadcast_to(self._fill, U.shape)
+        return np.where(self.active_mask(U).reshape(U.shape), U, fill)
 
     def sample(self, rng: np.random.Generator, n: int = 1) -> list[dict[str, Any]]:
         """``n`` independent uniform draws over the space."""

@@ -108,12 +108,27 @@ class StudyPlots:
     def parallel_coordinates(self) -> Any:
         """Complete trials as lines across the parameters (each scaled as the sampler sees
         it), coloured by rank: best 10%, 10-50%, worst 50%."""
-        hvplot = _hvplot()
+        _hvplot()
+        import holoviews as hv
+
         r = _records.parallel(self._ds())
-        df = _frame(**{a: r.scaled[:, j] for j, a in enumerate(r.axes)}, group=r.group)
-        return hvplot.parallel_coordinates(
-            df, "group", cols=r.axes, color=["#2ca02c", "#1f77b4", "#cccccc"], alpha=0.6
-        ).opts(title=f"{self.study.name}: trials by {r.objective}", width=700, height=350)
+        x = np.arange(len(r.axes), dtype=float)
+        layers = []
+        groups = (("worst 50%", "#cccccc"), ("10-50%", "#1f77b4"), ("best 10%", "#2ca02c"))
+        for group, color in groups:
+            rows = r.scaled[r.group == group]
+            paths = [np.column_stack([x, row]) for row in rows]
+            layers.append(
+                hv.Path(paths, kdims=["parameter", "scaled"], label=f"{group} ({len(rows)})").opts(
+                    color=color, alpha=0.6
+                )
+            )
+        return hv.Overlay(layers).opts(
+            title=f"{self.study.name}: trials by {r.objective}",
+            width=700,
+            height=350,
+            xticks=list(zip(x.tolist(), r.axes, strict=True)),
+        )
 
     def learning_curves(self, metric: str | None = None) -> Any:
         """The metric each trial reported at each step (``asynchpo.report``), one line per

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asynchpo._limits import MAX_TEXT
-from asynchpo.results._codec import decode, numbers
+from asynchpo.results._codec import MISSING, decode, numbers
 from asynchpo.results._xarray import metric_name
 from asynchpo.space import Space
 
@@ -96,12 +96,15 @@ def _numbers(da: xr.DataArray) -> np.ndarray:
 
 
 def _params(ds: xr.Dataset, space: Space) -> list[dict[str, Any]]:
-    """Each trial's parameters, as the space gives them."""
+    """Each trial's parameters, as the space gives them (inactive ones absent)."""
     columns = {
         p: decode(p, np.asarray(ds[f"param_{p}"].values), ds[f"param_{p}"].attrs, MAX_TEXT)
         for p in space.names
     }
-    return [{p: columns[p][i] for p in space.names} for i in range(ds.sizes["trial"])]
+    return [
+        {p: columns[p][i] for p in space.names if columns[p][i] is not MISSING}
+        for i in range(ds.sizes["trial"])
+    ]
 
 
 def _space(ds: xr.Dataset) -> Space:

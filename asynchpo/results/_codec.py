@@ -54,7 +54,12 @@ def _json(values: Sequence[Any]) -> tuple[np.ndarray, dict[str, Any]]:
 
 def param_encoding(spec: Mapping[str, Any]) -> str:
     """How a parameter of distribution ``spec`` is held: ``"float"``, ``"int"``, ``"str"``
-    or ``"json"``. It depends on the distribution only, never on the values sampled."""
+    or ``"json"``. It depends on the distribution only, never on the values sampled. A
+    conditional parameter (``when``), missing from some trials, is held as floats (NaN
+    where missing) or as JSON text (``""`` where missing)."""
+    if spec.get("when"):
+        plain = param_encoding({k: v for k, v in spec.items() if k != "when"})
+        return "float" if plain == "float" else "json"
     kind = spec["type"]
     if kind == "float":
         return "float"
@@ -85,13 +90,17 @@ def encode_param(
             if type(v) is float or fits_int64(v):
                 attrs[key] = v
         attrs["log"] = int(bool(spec["log"]))
+    if spec.get("when"):
+        attrs["when"] = json.dumps(spec["when"])
     how = param_encoding(spec)
     if how == "json":
         array, extra = _json(values)
         return array, {**attrs, **extra}
     if how == "str":
         return strings(values), attrs
-    return np.asarray(values, dtype=np.int64 if how == "int" else np.float64), attrs
+    if how == "float":
+        return np.array([math.nan if v is MISSING else v for v in values], dtype=float), attrs
+    return np.asarray(values, dtype=np.int64), attrs
 
 
 def encode_metric(values: Sequence[Any]) -> tuple[np.ndarray, dict[str, Any]]:

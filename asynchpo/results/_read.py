@@ -102,7 +102,8 @@ def read(ds: xr.Dataset) -> Contents:
     trials = []
     for i in range(n):
         try:
-            checked = space.check({p: col[i] for p, col in zip(space.names, params, strict=True)})
+            given = {p: col[i] for p, col in zip(space.names, params, strict=True)}
+            checked = space.check({p: v for p, v in given.items() if v is not MISSING})
         except (TypeError, ValueError) as exc:
             raise ValueError(f"ds: trial {i}: {exc}") from None
         metrics = _values(i, values, rows.state[i], objective)

@@ -113,7 +113,7 @@ def to_xarray(study: Study) -> xr.Dataset:
     space_spec = study.space.to_spec()
     data: _Vars = {}
     for name, spec in space_spec.items():
-        values, attrs = encode_param(spec, [t.params[name] for t in trials])
+        values, attrs = encode_param(spec, [t.params.get(name, MISSING) for t in trials])
         data[f"param_{name}"] = (("trial",), values, attrs)
     for metric in sorted({k for t in trials for k in t.values}):
         values, attrs = encode_metric([t.values.get(metric, MISSING) for t in trials])

@@ -127,12 +127,35 @@ class GridSampler(BaseSampler):
                 for a in (history.X, history.X_failed, pending)
             ]
         )
+        if history.space.conditional:
+            return self._conditional(history.space, taken, n)
         # the first n free positions of the walk lie among its first n + len(taken)
         stop = min(n + len(taken), self.size)
         free = np.ones(stop, dtype=bool)
         free[self._positions(taken, stop)] = False
         rows = [self._point(int(p)) for p in np.flatnonzero(free)[:n]]
         return np.array(rows).reshape(len(rows), d)
+
+    def _on_grid(self, space: Space, U: np.ndarray) -> np.ndarray:
+        """``U`` with every inactive coordinate at its axis's first value: the one grid
+        point of each distinct configuration."""
+        first = np.array([a[0] for a in self._axes])
+        return np.where(space.active_mask(U), U, first)
+
+    def _conditional(self, space: Space, taken: np.ndarray, n: int) -> np.ndarray:
+        """The walk's first ``n`` free grid points that are their configuration's one
+        point; the others decode to a configuration met elsewhere in the walk."""
+        done = set(self._positions(self._on_grid(space, taken), self.size).tolist())
+        rows: list[np.ndarray] = []
+        position = 0
+        while len(rows) < n and position < self.size:
+            block = range(position, min(position + 256, self.size))
+            position = block.stop
+            points = np.array([self._point(p) for p in block])
+            own = (np.abs(self._on_grid(space, points) - points) <= _TOL).all(axis=1)
+            fresh = [p not in done for p in block]
+            rows.extend(points[own & np.array(fresh, dtype=bool)])
+        return np.array(rows[:n]).reshape(-1, space.dim)
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:

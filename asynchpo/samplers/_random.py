@@ -31,7 +31,7 @@ class Fresh:
     def __init__(self, space: Space):
         self.space = space
         self._snap = Features(space).snap
-        self._columns = [Features(Space({n: d})).snap for n, d in space.items()]
+        self._columns = [Features(Space({n: d.without_condition()})).snap for n, d in space.items()]
         # continuous coordinates first: one of them tells points apart at once
         continuous = [isinstance(d, Float) and d.step is None for d in space.values()]
         self._order = sorted(range(space.dim), key=lambda j: not continuous[j])

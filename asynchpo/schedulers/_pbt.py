@@ -139,7 +139,8 @@ class PBT(BaseScheduler):
         assert self.space is not None, "the study's space comes with its first event"
         out = dict(params)
         for name, dist in self.space.items():
-            if rng.random() < self.resample_probability:
+            # inactive in the parent: a fresh value, kept if it comes on
+            if name not in out or rng.random() < self.resample_probability:
                 out[name] = dist.decode(float(rng.random()))
             elif isinstance(dist, Categorical):
                 i = dist.choices.index(out[name]) + int(rng.choice([-1, 1]))
@@ -156,7 +157,7 @@ class PBT(BaseScheduler):
                     x = old + (dist.high - dist.low) / 20 * (1 if factor > 1 else -1)
                 x = min(max(x, dist.low), dist.high)
                 out[name] = dist.decode(dist.encode(x))
-        return self.space.check(out)
+        return self.space.check(self.space.active(out))
 
     def propose(self) -> Proposal | None:
         """A copy of one of the best running trials (chosen now, from the scores as they

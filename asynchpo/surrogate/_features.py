@@ -52,7 +52,8 @@ class Features:
         self.free_inputs = np.array([c for _, c in pairs], dtype=int)
 
     def snap(self, U: np.ndarray) -> np.ndarray:
-        """Points moved onto the space's values, shape `n x d`."""
+        """Points moved onto the space's values, shape `n x d`; inactive coordinates of a
+        conditional space onto their fixed value."""
         U = np.clip(np.array(U, dtype=float), 0.0, 1.0)
         for j, k in self._bins:
             U[:, j] = (np.minimum(np.floor(U[:, j] * k), k - 1) + 0.5) / k
@@ -60,7 +61,7 @@ class Features:
             a, b = math.log(dist.low - 0.5), math.log(dist.high + 0.5)
             x = np.clip(np.round(np.exp(a + U[:, j] * (b - a))), dist.low, dist.high)
             U[:, j] = (np.log(x) - a) / (b - a)
-        return U
+        return self.space.canonical(U) if self.space.conditional else U
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
         """GP inputs of snapped points, shape `n x D`."""

@@ -351,7 +351,7 @@ def test_a_parameter_the_space_attribute_does_not_hold_is_refused_not_dropped(tm
         ("report_trial", 1, -1, r"ds: report 1 is of trial -1"),
         ("param_flag", 2, "[1]", r"ds\['param_flag'\]: row 2 is \[1\], not a number, string"),
         ("param_flag", 2, "NaN", r"ds\['param_flag'\]: row 2 is not JSON"),
-        ("param_flag", 2, "", r"ds: trial 2: parameter 'flag'=MISSING is not one of"),
+        ("param_flag", 2, "", r"ds: trial 2: params: missing parameter\(s\) \['flag'\]"),
         ("metric_tag", 1, "{", r"ds\['metric_tag'\]: row 1 is not JSON"),
         ("worker", 1, "w" * 10_001, r"ds\['worker'\]: row 1 is 10001 characters, over 10000"),
     ],
