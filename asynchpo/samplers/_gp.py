@@ -93,7 +93,10 @@ class GPSampler(BaseSampler):
 
     - conditions the GP (Matern-5/2, ARD, a dimension-scaled lengthscale prior under
       which short lengthscales pay extra, Yeo-Johnson warped and standardized outputs) on
-      every complete trial, each new one by a rank-1 Cholesky update (O(n^2));
+      every complete trial, each new one by a rank-1 Cholesky update (O(n^2)); past
+      ``max_points`` trials, on the best half of ``max_points`` and an even spread (in
+      rank) of the rest, chosen anew at each refit, so that a study of thousands of trials
+      costs per suggestion what one of ``max_points`` does;
     - fantasizes every *running* trial: each is conditioned in by Cholesky rows, so the
       model's uncertainty collapses where work is already under way, and log EI is
       averaged over joint quasi-random draws of their outcomes (greedy sequential q-EI;
@@ -143,6 +146,8 @@ class GPSampler(BaseSampler):
             averaged over draws of their outcomes) or ``"believer"`` (believed at their
             mean). ``"ucb"`` and ``"thompson"`` always use the believer.
         n_fantasies: Joint draws of the running trials' outcomes (quasi-random).
+        max_points: The most complete trials the model is conditioned on at a refit (at
+            least 20); those that complete until the next refit come on top.
         prefetch: Keep one suggestion computed in the background, computed anew as soon as
             it is handed out, so that a free worker gets one at once. It is then blind to
             the results that arrived meanwhile: worth it with many workers, not with one.
@@ -171,6 +176,7 @@ class GPSampler(BaseSampler):
         prefetch: bool | None = None,
         pending: str = "fantasies",
         n_fantasies: int = 16,
+        max_points: int = 600,
         seed: int | None = None,
     ):
         if acquisition not in _ACQUISITIONS:
@@ -179,6 +185,9 @@ class GPSampler(BaseSampler):
             raise ValueError(f"pending must be one of {_PENDING}, got {pending!r}")
         self.pending = pending
         self.n_fantasies = positive_int("n_fantasies", n_fantasies)
+        self.max_points = positive_int("max_points", max_points)
+        if self.max_points < 20:
+            raise ValueError(f"max_points must be at least 20, got {max_points!r}")
         if device not in ("auto", "cpu", "gpu"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
         if not isinstance(beta, (int, float)) or not beta > 0:
@@ -222,17 +231,36 @@ class GPSampler(BaseSampler):
 
     # -- the model ---------------------------------------------------------------------------
 
-    def _launch(self, FX: np.ndarray, y: np.ndarray) -> None:
+    def _launch(self, FX: np.ndarray, y: np.ndarray, at: int) -> None:
+        """Fit on ``(FX, y)`` in the background, at ``at`` complete trials."""
         self._job_data = (FX.copy(), y.copy())
         self._job = _submit_fit(*self._job_data, self._hyper)
-        n = len(y)
-        self._job_n, self._next_refit = n, n + max(1, n // 8)
-        self._adopt_n = n + _lag(n)
+        m = len(y)
+        self._job_n, self._next_refit = at, at + max(1, m // 8)
+        self._adopt_n = at + _lag(m)
 
-    def _adopt(self, warp: Warp, hyper: Hyper, FX: np.ndarray, y: np.ndarray) -> None:
-        """Condition the GP anew on ``(FX, y)`` under these hyperparameters: O(n^3)."""
+    def _rows(self, y: np.ndarray) -> np.ndarray:
+        """The complete trials the model is conditioned on: all of them up to
+        ``max_points``; past that, the best half of ``max_points`` and an even spread in
+        rank of the rest. The model stays sharp where the search now is and keeps the
+        shape of the whole space, at a cost that no longer grows with the study."""
+        n, cap = len(y), self.max_points
+        if n <= cap:
+            return np.arange(n)
+        order = np.argsort(y, kind="stable")
+        best = cap // 2
+        rest = order[best:]
+        spread = rest[np.linspace(0, len(rest) - 1, cap - best).round().astype(int)]
+        return np.sort(np.concatenate([order[:best], spread]))
+
+    def _condition(self, warp: Warp, hyper: Hyper, X: np.ndarray, y: np.ndarray) -> None:
+        """Condition the GP anew, under these hyperparameters, on the rows of the whole
+        history ``(X, y)`` that :meth:`_rows` picks: O(m^3) for ``m`` rows."""
+        assert self._features is not None
+        rows = self._rows(y)
         self._warp, self._hyper = warp, hyper
-        self._post, self._n_seen = Posterior(hyper, FX, warp(y)), len(y)
+        self._post = Posterior(hyper, self._features(X[rows]), warp(y[rows]))
+        self._n_seen = len(y)
 
     def forecast(self, X: np.ndarray, fidelity: Fidelity | None = None) -> np.ndarray | None:
         with self._model_lock:
@@ -262,7 +290,7 @@ class GPSampler(BaseSampler):
             hyper = self._hyper or Hyper.default(self._features.dim)
             self._shift = self._job_shift = _level_shift(X, raw) if self._mf else None
             y = _shifted(self._shift, X, raw)
-            self._adopt(Warp.fit(y), hyper, self._features(X), y)
+            self._condition(Warp.fit(y[self._rows(y)]), hyper, X, y)
             self._next_refit = len(y)
         elif self._job is not None and (
             # with a seed, at fixed points of the history: reproducible, whatever the timing;
@@ -275,9 +303,9 @@ class GPSampler(BaseSampler):
                 # not one for the fit's data and a rank-1 update per trial since
                 warp, hyper = job.result()
                 self._shift = self._job_shift
-                self._adopt(warp, hyper, self._features(X), _shifted(self._shift, X, raw))
+                self._condition(warp, hyper, X, _shifted(self._shift, X, raw))
             except ChildLostError:  # the fitting process died: fit in a thread from now on
-                self._launch(*self._job_data)
+                self._launch(*self._job_data, self._job_n)
             except Exception as error:  # keep the model as it is; the next refit may succeed
                 warnings.warn(
                     f"GPSampler: a hyperparameter fit failed ({error!r}); "
@@ -295,7 +323,9 @@ class GPSampler(BaseSampler):
             self._n_seen = len(raw)
         if self._job is None and len(raw) >= self._next_refit:
             self._job_shift = _level_shift(X, raw) if self._mf else None
-            self._launch(self._features(X), _shifted(self._job_shift, X, raw))
+            y = _shifted(self._job_shift, X, raw)
+            rows = self._rows(y)
+            self._launch(self._features(X[rows]), y[rows], len(raw))
         return post
 
     # -- suggesting ----------------------------------------------------------------------------
@@ -508,7 +538,7 @@ class GPSampler(BaseSampler):
         # the time the budget governs (not a new fit's factorization, once per refit)
         t0 = time.perf_counter()
         drawn = self._drawn(len(pending))  # the first point's; later ones count it too
-        size, n_anchor, n_local, n_iter = self._budget(len(history.y) + len(pending), drawn)
+        size, n_anchor, n_local, n_iter = self._budget(len(post.y) + len(pending), drawn)
         base = self._candidates(space.dim, size)
         d = space.dim
         top = np.argsort(history.y)[: min(5, len(history.y))]

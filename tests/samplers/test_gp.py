@@ -113,6 +113,37 @@ def test_it_optimizes_in_both_directions(direction):
     assert abs(study.best_params["x"] - 0.5) < 0.1 and abs(study.best_params["y"] + 1) < 0.1
 
 
+def test_past_max_points_the_model_holds_the_best_half_and_a_spread_of_the_rest():
+    f = lambda X: ((X - 0.3) ** 2).sum(axis=1)  # noqa: E731
+    history = _history(SPACE3, 300, seed=2, f=f)
+    sampler = GPSampler(seed=0, max_points=40)
+    u = sampler.suggest(history, np.empty((0, 3)), 1)
+    assert u.shape == (1, 3)
+    held = sampler._post.y  # warped values of the rows it is conditioned on
+    assert len(held) == 40
+    # the 20 best trials are all in it: the warp keeps order, so they are its 20 least
+    mean = sampler.forecast(history.X[np.argsort(history.y)[:20]])
+    assert mean is not None and len(mean) == 20
+    X_held = sampler._post.X
+    best = sampler._features(history.X[np.argsort(history.y)[:20]])
+    assert all((np.abs(X_held - b).max(axis=1) < 1e-12).any() for b in best)
+    # and the rest spread over the ranks: the worst trial too
+    worst = sampler._features(history.X[[np.argmax(history.y)]])
+    assert (np.abs(X_held - worst).max(axis=1) < 1e-12).any()
+
+
+def test_a_capped_model_still_finds_the_optimum():
+    space = ah.Space(x=ah.Float(-2, 2), y=ah.Float(-2, 2))
+    study = ah.Study(space, sampler=GPSampler(seed=1, max_points=20))
+    study.optimize(
+        lambda p: (p["x"] - 0.5) ** 2 + (p["y"] + 1) ** 2,
+        n_trials=60,
+        backend=ah.SimulatedBackend(n_workers=4, seed=0),
+        progress=False,
+    )
+    assert abs(study.best_params["x"] - 0.5) < 0.05 and abs(study.best_params["y"] + 1) < 0.05
+
+
 def test_seeded_runs_are_reproducible_refits_included():
     def run():
         study = ah.Study(SPACE3, sampler=GPSampler(seed=3))
@@ -252,6 +283,8 @@ def test_bad_arguments_are_named():
         ({"n_candidates": -5}, "n_candidates must be an integer >= 1"),
         ({"pending": "liar"}, "pending must be one of"),
         ({"n_fantasies": 0}, "n_fantasies must be an integer >= 1"),
+        ({"max_points": 10}, "max_points must be at least 20"),
+        ({"max_points": 2.5}, "max_points must be an integer"),
     ]:
         with pytest.raises(ValueError, match=match):
             GPSampler(**kwargs)
