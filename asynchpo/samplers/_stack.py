@@ -9,7 +9,8 @@ import numpy as np
 
 WIDTHS = (16, 32, 64)
 DEPTHS = (1, 2, 3)
-ACTIVATIONS = ("tanh", "silu", "elu", "softplus")
+# Swish-beta, x * sigmoid(beta x), per network: near linear (small beta) to near ReLU (large)
+ACTIVATIONS = (0.5, 1.0, 2.0, 4.0)
 OPTIMIZERS = ("rprop", "adam", "rmsprop")
 INITS = ("xavier", "kaiming", "orthogonal")
 SPARSITY = (0.0, 0.25, 0.5)
@@ -23,14 +24,14 @@ class Spec:
 
     width: int
     depth: int
-    activation: str
+    activation: float  # the beta of its Swish
     optimizer: str
     init: str
     sparsity: float
 
     def __str__(self) -> str:
         return (
-            f"{self.depth}x{self.width} {self.activation}, {self.optimizer}, "
+            f"{self.depth}x{self.width} swish(beta={self.activation:g}), {self.optimizer}, "
             f"{self.init} init, {self.sparsity:.0%} sparse"
         )
 
@@ -57,29 +58,32 @@ def draw_specs(k: int, seed: int) -> list[Spec]:
 class Stack:
     """The networks, padded to the widest and deepest: a narrower one has its extra units
     masked off, a shallower one passes its extra layers through unchanged, and each
-    applies its own activation (the networks are ordered by activation, so each is
-    computed on its slice alone); each keeps its own optimizer's state. All parameters of
-    a network are one row of a single tensor, so a step of every optimizer is a few
+    applies its own activation (a Swish of its own steepness); each keeps its own
+    optimizer's state. The networks are ordered by optimizer, so that each optimizer steps
+    its own block of rows alone. All parameters of a
+    network are one row of a single tensor, so a step of every optimizer is a few
     operations on that tensor, and one batched product per layer serves all networks."""
 
     def __init__(self, specs: list[Spec], d: int, seed: int):
         import torch
 
-        specs = sorted(specs, key=lambda s: ACTIVATIONS.index(s.activation))
+        specs = sorted(
+            specs,
+            key=lambda s: OPTIMIZERS.index(s.optimizer),
+        )
         self.specs, self.k, self.d = specs, len(specs), d
         H, L, k = max(s.width for s in specs), max(s.depth for s in specs), len(specs)
         self.H, self.L = H, L
         gen = torch.Generator().manual_seed(int(seed) % 2**63)
-        kinds = [s.activation for s in specs]
-        self.slices = [
-            (a, kinds.index(a), len(kinds) - kinds[::-1].index(a)) for a in dict.fromkeys(kinds)
-        ]
+        self.beta = torch.tensor([s.activation for s in specs])[:, None, None]
         self.gates = torch.tensor([[float(i < s.depth) for i in range(L)] for s in specs])
         self.shallow = bool((self.gates < 1).any())
         # the layout of a network's row: per layer its weights then its biases, then the output
         self.shapes = [(d, H)] + [(H, H)] * (L - 1)
         sizes = [a * b + b for a, b in self.shapes] + [H + 1]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        # one split per forward pass (its gradient is one concatenation, not a sum per slice)
+        self._parts = [n for a, b in self.shapes for n in (a * b, b)] + [H, 1]
         theta = torch.zeros(k, self.offsets[-1])
         mask = torch.zeros(k, self.offsets[-1])
         for i, s in enumerate(specs):
@@ -104,12 +108,7 @@ class Stack:
             mask[i, o + H] = 1.0
         self.theta = theta.requires_grad_()
         self.mask = mask
-        self._opt = _StackedOptimizer(self.theta, [s.optimizer for s in specs])
-
-    def _layer(self, theta: Any, li: int) -> tuple[Any, Any]:
-        a, b = self.shapes[li]
-        o = self.offsets[li]
-        return theta[:, o : o + a * b].view(-1, a, b), theta[:, o + a * b : o + a * b + b][:, None]
+        self._opt = _StackedOptimizer(self.theta, _runs([s.optimizer for s in specs]))
 
     def forward(self, X: Any, theta: Any = None) -> Any:
         """Every network's prediction at its own rows: ``X`` is `k x m x d`, out `k x m`;
@@ -117,26 +116,18 @@ class Stack:
         import torch
 
         theta = self.theta if theta is None else theta
-        f = torch.nn.functional
-        act: dict[str, Any] = {
-            "tanh": torch.tanh,
-            "silu": f.silu,
-            "elu": f.elu,
-            "softplus": f.softplus,
-        }
+        parts = theta.split(self._parts, dim=1)
         h = X
-        for li in range(self.L):
-            W, b = self._layer(theta, li)
+        for li, (a, b_) in enumerate(self.shapes):
+            W, b = parts[2 * li].view(-1, a, b_), parts[2 * li + 1][:, None]
             z = torch.baddbmm(b, h, W)
-            z = torch.cat([act[a](z[i:j]) for a, i, j in self.slices])
+            z = z * torch.sigmoid(self.beta * z)
             if li == 0 or not self.shallow:
                 h = z
-            else:
+            else:  # a network shallower than this passes its last layer's output on
                 g = self.gates[:, li][:, None, None]
-                h = g * z + (1.0 - g) * h
-        o = self.offsets[self.L]
-        w_out = theta[:, o : o + self.H][:, :, None]
-        b_out = theta[:, o + self.H : o + self.H + 1][:, None]
+                h = torch.lerp(h, z, g)
+        w_out, b_out = parts[-2][:, :, None], parts[-1][:, None]
         return torch.baddbmm(b_out, h, w_out)[..., 0]
 
     def step(self, X: Any, y: Any) -> float:
@@ -178,46 +169,64 @@ class Stack:
 
 
 class _StackedOptimizer:
-    """Adam, RMSprop and Rprop at once on the networks' rows, each row by its own."""
+    """Adam, RMSprop and Rprop at once on the networks' rows: each on its own block."""
 
-    def __init__(self, theta: Any, kinds: list[str]):
+    def __init__(self, theta: Any, blocks: list[tuple[str, int, int]]):
         import torch
 
-        self.theta = theta
-        k = len(kinds)
-        self.sel = {
-            kind: torch.tensor([float(x == kind) for x in kinds]).reshape(k, 1)
-            for kind in OPTIMIZERS
-        }
+        self.theta, self.blocks = theta, blocks
         self.t = 0
-        self.m, self.v, self.s = (torch.zeros_like(theta) for _ in range(3))
-        self.prev = torch.zeros_like(theta)
-        self.size = torch.full_like(theta, _LR["rprop"])
+        self.state: list[tuple[Any, ...]] = []
+        for kind, i, j in blocks:
+            zeros = torch.zeros_like(theta[i:j])
+            if kind == "adam":
+                self.state.append((zeros, zeros.clone()))
+            elif kind == "rmsprop":
+                self.state.append((zeros,))
+            else:  # the last step's gradient (its sign), and the step sizes
+                self.state.append((zeros, torch.full_like(zeros, _LR["rprop"])))
 
     def step(self) -> None:
         import torch
 
-        p, g = self.theta, self.theta.grad
-        if g is None:
+        grad = self.theta.grad
+        if grad is None:
             return
         self.t += 1
         b1, b2, alpha, eps = 0.9, 0.999, 0.99, 1e-8
-        gd = g + _DECAY * p
-        self.m.mul_(b1).add_(gd, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(gd, gd, value=1 - b2)
-        adam = (
-            (_LR["adam"] / (1 - b1**self.t)) * self.m / ((self.v / (1 - b2**self.t)).sqrt_() + eps)
-        )
-        self.s.mul_(alpha).addcmul_(gd, gd, value=1 - alpha)
-        rms = _LR["rmsprop"] * gd / (self.s.sqrt() + eps)
-        sign = (g * self.prev).sign_()
-        self.size.mul_(torch.where(sign > 0, 1.2, torch.where(sign < 0, 0.5, 1.0))).clamp_(
-            1e-6, 50.0
-        )
-        g_rp = g * (sign >= 0)
-        self.prev = g_rp
-        rprop = self.size * g_rp.sign()
-        p -= self.sel["adam"] * adam + self.sel["rmsprop"] * rms + self.sel["rprop"] * rprop
+        for (kind, i, j), state in zip(self.blocks, self.state, strict=True):
+            p, g = self.theta[i:j], grad[i:j]
+            if kind == "adam":
+                m, v = state
+                gd = g + _DECAY * p
+                m.mul_(b1).add_(gd, alpha=1 - b1)
+                v.mul_(b2).addcmul_(gd, gd, value=1 - b2)
+                denom = (v / (1 - b2**self.t)).sqrt_().add_(eps)
+                p.addcdiv_(m, denom, value=-_LR["adam"] / (1 - b1**self.t))
+            elif kind == "rmsprop":
+                (s,) = state
+                gd = g + _DECAY * p
+                s.mul_(alpha).addcmul_(gd, gd, value=1 - alpha)
+                p.addcdiv_(gd, s.sqrt().add_(eps), value=-_LR["rmsprop"])
+            else:
+                prev, size = state
+                sign = (g * prev).sign_()
+                factor = torch.where(sign > 0, 1.2, torch.where(sign < 0, 0.5, 1.0))
+                size.mul_(factor).clamp_(1e-6, 50.0)
+                g_rp = g * (sign >= 0)
+                prev.copy_(g_rp)
+                p.sub_(size * g_rp.sign())
+
+
+def _runs(kinds: list[str]) -> list[tuple[str, int, int]]:
+    """The runs of equal neighbours in ``kinds``: ``(kind, start, stop)``."""
+    out: list[tuple[str, int, int]] = []
+    for i, kind in enumerate(kinds):
+        if out and out[-1][0] == kind:
+            out[-1] = (kind, out[-1][1], i + 1)
+        else:
+            out.append((kind, i, i + 1))
+    return out
 
 
 def _initialize(weight: Any, how: str, gen: Any) -> None:

@@ -1,9 +1,12 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 
 import asynchpo as ah
 from asynchpo.samplers import EnsembleSampler, History
-from asynchpo.samplers._ensemble import batch_rows
+from asynchpo.samplers._ensemble import _least, _one_torch_thread, _Trainer, batch_rows
 from asynchpo.samplers._stack import OPTIMIZERS, Stack, draw_specs
 from asynchpo.testing import SamplerContract
 
@@ -114,3 +117,81 @@ def test_it_beats_random_search_in_a_study_with_parallel_workers():
 def test_bad_arguments_are_refused_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EnsembleSampler(**kwargs)
+
+
+def _until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_without_a_seed_the_networks_train_between_suggestions_in_the_background():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((200, 3)), rng.random(200)
+    sampler = EnsembleSampler(k=3, steps=5)
+    sampler.suggest(_history(X, y), np.empty((0, 3)), 1)
+    # the suggestion returned before its training: it goes on in the background
+    _until(lambda: sampler.steps_trained == 5)
+    time.sleep(0.2)
+    assert sampler.steps_trained == 5  # exactly the steps owed, then it rests
+
+
+def test_with_a_seed_each_suggestion_trains_first_and_runs_are_reproducible():
+    rng = np.random.default_rng(1)
+    X, y = rng.random((60, 3)), rng.random(60)
+
+    def run():
+        s = EnsembleSampler(k=3, steps=4, seed=5)
+        out = [s.suggest(_history(X, y, 60 + i), np.empty((0, 3)), 1) for i in range(3)]
+        assert s.steps_trained == 12
+        return np.vstack(out)
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_the_trainer_holds_off_during_a_suggestion_and_hands_errors_on():
+    done = []
+    trainer = _Trainer(lambda: done.append(1))
+    with trainer.paused():
+        trainer.owe(3)
+        time.sleep(0.2)
+        assert not done  # nothing runs while a suggestion is being made
+    trainer.wait()
+    assert len(done) == 3
+    trainer.owe(10, cap=4)  # old debt beyond the cap is let go
+    trainer.wait()
+    assert len(done) <= 3 + 4
+
+    def boom():
+        raise ValueError("bad batch")
+
+    failing = _Trainer(boom)
+    failing.owe(1)
+    with pytest.raises(RuntimeError, match=r"training failed.*bad batch"):
+        _until(lambda: failing._error is not None or not failing._running)
+        failing.wait()
+
+
+def test_one_torch_thread_in_a_suggestion_thread_leaves_the_main_thread_alone():
+    before = torch.get_num_threads()
+    seen = {}
+
+    def suggestion():  # suggestions are computed off the caller's thread
+        start = torch.get_num_threads()
+        with _one_torch_thread():
+            seen["inside"] = torch.get_num_threads()
+        seen["after"] = torch.get_num_threads() == start
+
+    t = threading.Thread(target=suggestion)
+    t.start()
+    t.join()
+    assert seen["inside"] == 1 and seen["after"]
+    assert torch.get_num_threads() == before
+
+
+def test_least_picks_the_smallest_in_order():
+    rng = np.random.default_rng(3)
+    for n in (5, 16, 100, 5000):
+        s = rng.random(n)
+        np.testing.assert_array_equal(_least(s, 16), np.argsort(s)[:16])
