@@ -23,6 +23,7 @@ _RECENT = 16  # the newest results and the best ones, in every network's batches
 _N_RANDOM = 8  # fresh random starts per proposal
 _N_SIBLINGS = 8  # siblings' optima used as starts (a random choice of them, for large k)
 _ASCENT_STEPS, _ASCENT_LR = 8, 0.12  # projected descent on a network's prediction
+_KAPPA_SPREAD = (0.25, 1.0, 4.0)  # the networks' weights on disagreement, times kappa
 _NEAR = 0.1  # within this RMS distance of a running trial, disagreement earns less
 _BACKLOG = 4  # unseeded: training owed is kept to this many suggestions' steps
 _IDLE_S = 2.0  # the training thread ends after this long with nothing to do
@@ -159,9 +160,14 @@ class EnsembleSampler(BaseSampler):
     over time but no two see the same batches. A suggestion is made by one network in turn: gradient
     descent on its own prediction, started from its siblings' current optima and from fresh
     random points (so that the ensemble does not collapse into one basin); the end points
-    are then ranked by the ensemble's mean less ``kappa`` times its spread, so disagreement
-    between the networks steers exploration. Trials still running are fantasized: they join
-    the batches with the ensemble's mean as their target, and are never drawn again.
+    are then ranked by the ensemble's mean less a weight times its spread, so disagreement
+    between the networks steers exploration; each network has its own weight (``kappa``
+    times 1/4, 1 or 4, in turn), so that some proposals exploit and some explore (with one
+    weight for all, every proposal went to the basin the ensemble agreed on: on Hartmann-6
+    with 32 workers, the local minimum 0.12 above the optimum, in 2 of 3 seeds). Near a
+    running trial, the spread counts for less: its outcome is coming. Trials still running
+    are fantasized: they join the batches with the ensemble's mean as their target, and
+    are never drawn again.
 
     The networks fit normal scores of the results' ranks (robust to outliers and scales).
     The networks are held as one stack of tensors (padded to the widest and deepest), so
@@ -178,7 +184,8 @@ class EnsembleSampler(BaseSampler):
         k: Number of networks.
         steps: Optimizer steps (of every network) per suggestion.
         window: Results per batch (the window's length).
-        kappa: Weight of the networks' disagreement in ranking candidates.
+        kappa: Weight of the networks' disagreement in ranking candidates (each network
+            uses it times 1/4, 1 or 4).
         n_initial: Points of a scrambled Sobol' design before the networks propose;
             ``max(d + 1, min(2d + 2, 20))`` by default.
         seed: Seed for the networks, their batches and the proposals.
@@ -375,7 +382,9 @@ class EnsembleSampler(BaseSampler):
             # disagreement there is about to be settled, so it earns less the nearer it is
             gap = np.sqrt(((E[:, None, :] - pending[None]) ** 2).mean(axis=2)).min(axis=1)
             spread = spread * np.minimum(gap / _NEAR, 1.0)
-        score = P.mean(axis=0) - self.kappa * spread
+        # each network its own weight on disagreement: some exploit, some explore
+        kappa = self.kappa * _KAPPA_SPREAD[j % len(_KAPPA_SPREAD)]
+        score = P.mean(axis=0) - kappa * spread
         if len(pending):
             score[gap < 1e-3] = np.inf
         out: np.ndarray = E[int(np.argmin(score))]

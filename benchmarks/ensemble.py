@@ -1,0 +1,196 @@
+"""The neural ensemble: distance to Hartmann-6's optimum from 300 to 2,300 evaluations
+against the number of networks k, next to GPSampler, Optuna's TPE and CMA-ES; and the cost
+of a suggestion against the number of results, next to GPSampler.
+
+    python -m benchmarks.ensemble regret [--k 1 3 10 30] [--workers 8 32] [--seeds 10]
+        [--budget 2300] [--peers gp optuna-tpe cmaes] [--out FILE.md]
+    python -m benchmarks.ensemble latency [--sizes 100 1000 3000 10000] [--repeats 30]
+        [--out FILE.md]
+
+``regret``: each run is a whole seeded study on simulated asynchronous workers
+(exponential durations, mean 1) as in ``benchmarks.regret``; the table gives the median
+[IQR] regret at 300, 800, 1,300, 1,800 and 2,300 complete trials, and whether 30 networks
+are closer to the optimum than one at every budget. Runs are kept in
+``benchmarks/.cache/ensemble-runs.jsonl``: a run already there is not run again, so seeds
+can be added later.
+
+``latency``: a history of ``n`` results at uniformly random points (Hartmann-6 values) and
+8 running trials; each repeat adds one result and times ``suggest`` for one point, back to
+back. ``EnsembleSampler()`` (no seed, as a user makes it) trains in the background between
+suggestions and never waits for it; back to back there is almost no time between them, so
+the table also says what share of the steps owed ran. ``EnsembleSampler(seed=0)`` trains
+inside each suggestion (reproducible runs): its column is the whole cost of a suggestion.
+``GPSampler()`` conditions on at most ``max_points`` results (600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+import asynchpo as ah
+from asynchpo.samplers import History
+from benchmarks._emit import emit
+from benchmarks.functions import PROBLEMS
+from benchmarks.regret import regret_at, run_asynchpo, run_optuna, samplers
+
+_CACHE = Path("benchmarks/.cache/ensemble-runs.jsonl")
+_AT = (300, 800, 1300, 1800, 2300)
+
+
+def _q(values: list[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    lo, med, hi = np.percentile(a, [25, 50, 75])
+    return f"{med:.3g} [{lo:.2g}, {hi:.2g}]"
+
+
+def regret(args: argparse.Namespace) -> None:
+    problem = replace(PROBLEMS["hartmann6"], budget=args.budget)
+    table = samplers()
+    makers = {f"ensemble k={k}": ("asynchpo", _ensemble(k)) for k in args.k}
+    makers.update({name: table[name] for name in args.peers})
+    _CACHE.parent.mkdir(parents=True, exist_ok=True)
+    cache: dict[tuple, list] = {}
+    if _CACHE.exists():
+        for line in _CACHE.read_text().splitlines():
+            r = json.loads(line)
+            cache[(r["sampler"], r["workers"], r["seed"], r["budget"])] = r["run"]
+    at = [n for n in _AT if n <= args.budget]
+    lines = [
+        f"# Hartmann-6: regret against evaluations and k, median [IQR] over {args.seeds} seeds",
+        "",
+        "Simulated asynchronous workers (exponential durations, mean 1). Command: "
+        "`python -m benchmarks.ensemble regret "
+        f"--k {' '.join(map(str, args.k))} --workers {' '.join(map(str, args.workers))} "
+        f"--seeds {args.seeds} --budget {args.budget}`",
+        "",
+    ]
+    for w in args.workers:
+        lines += [
+            f"## {w} workers",
+            "",
+            "| sampler | " + " | ".join(str(n) for n in at) + " |",
+            "|---" * (len(at) + 1) + "|",
+        ]
+        medians: dict[str, list[float]] = {}
+        for name, (kind, make) in makers.items():
+            per_seed = []
+            for seed in range(args.seeds):
+                key = (name, w, seed, args.budget)
+                if key not in cache:
+                    t0 = time.perf_counter()
+                    runner = run_asynchpo if kind == "asynchpo" else run_optuna
+                    cache[key] = runner(make, problem, w, seed)  # type: ignore[arg-type]
+                    record = {"sampler": name, "workers": w, "seed": seed, "budget": args.budget}
+                    with _CACHE.open("a") as fh:
+                        fh.write(json.dumps({**record, "run": cache[key]}) + "\n")
+                    final = regret_at(cache[key], problem.optimum, args.budget)
+                    print(
+                        f"W={w} {name} seed={seed}: {final:.3g} ({time.perf_counter() - t0:.0f} s)",
+                        flush=True,
+                    )
+                per_seed.append([regret_at(cache[key], problem.optimum, n) for n in at])
+            cols = list(zip(*per_seed, strict=True))
+            medians[name] = [statistics.median(c) for c in cols]
+            lines.append(f"| {name} | " + " | ".join(_q(list(c)) for c in cols) + " |")
+        lines.append("")
+        lo, hi = f"ensemble k={min(args.k)}", f"ensemble k={max(args.k)}"
+        if lo != hi:
+            better = all(b < a for a, b in zip(medians[lo], medians[hi], strict=True))
+            lines.append(
+                f"- {hi} closer to the optimum than {lo} at every budget (medians): "
+                f"{'yes' if better else 'no'}"
+            )
+        for name in makers:
+            if name.startswith("ensemble"):
+                lines.append(f"- {name} at {at[-1]}: median regret {medians[name][-1]:.3g}")
+        lines.append("")
+    emit(lines, args.out)
+
+
+def _ensemble(k: int) -> Callable[[int], ah.BaseSampler]:
+    return lambda seed: ah.EnsembleSampler(k=k, seed=seed)
+
+
+def latency(args: argparse.Namespace) -> None:
+    problem = PROBLEMS["hartmann6"]
+    space, d = problem.space(), problem.dim
+    lines = [
+        "# Suggestion latency against n (ms, median over "
+        f"{args.repeats} suggestions, back to back, 8 trials running)",
+        "",
+        f"Command: `python -m benchmarks.ensemble latency --sizes "
+        f"{' '.join(map(str, args.sizes))} --repeats {args.repeats}`",
+        "",
+        "| n | EnsembleSampler() | steps that ran | EnsembleSampler(seed=0) | GPSampler() |",
+        "|---|---|---|---|---|",
+    ]
+    for n in args.sizes:
+        rng = np.random.default_rng(n)
+        X = rng.random((n, d))
+        y = np.array([problem.f(x) for x in X])
+        cells = []
+        ran = ""
+        for make in (
+            lambda: ah.EnsembleSampler(),
+            lambda: ah.EnsembleSampler(seed=0),
+            lambda: ah.GPSampler(prefetch=False),
+        ):
+            sampler = make()
+            pending = rng.random((8, d))
+            history = History(space, X, y, np.empty((0, d)), n + 8)
+            sampler.suggest(history, pending, 1)  # the first: set-up, not timed
+            times = []
+            for _ in range(args.repeats):
+                x = rng.random((1, d))
+                history = History(
+                    space,
+                    np.vstack([history.X, x]),
+                    np.append(history.y, problem.f(x[0])),
+                    history.X_failed,
+                    history.n_asked + 1,
+                )
+                t0 = time.perf_counter()
+                sampler.suggest(history, pending, 1)
+                times.append(time.perf_counter() - t0)
+            cells.append(f"{1000 * statistics.median(times):.1f}")
+            if isinstance(sampler, ah.EnsembleSampler) and not ran:
+                owed = sampler.steps * (args.repeats + 1)
+                ran = f"{sampler.steps_trained / owed:.0%}"
+        lines.append(f"| {n} | {cells[0]} | {ran} | {cells[1]} | {cells[2]} |")
+        print(lines[-1], flush=True)
+    lines += [
+        "",
+        "Median `suggest` for one point on this machine (2 cores); the first suggestion at "
+        "each size (set-up) is not timed.",
+    ]
+    emit(lines, args.out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("regret")
+    r.add_argument("--k", type=int, nargs="+", default=[1, 3, 10, 30])
+    r.add_argument("--workers", type=int, nargs="+", default=[8, 32])
+    r.add_argument("--seeds", type=int, default=10)
+    r.add_argument("--budget", type=int, default=2300)
+    r.add_argument("--peers", nargs="*", default=["gp", "optuna-tpe", "cmaes"])
+    r.add_argument("--out", type=Path, default=None)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 3000, 10000])
+    lat.add_argument("--repeats", type=int, default=30)
+    lat.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    regret(args) if args.what == "regret" else latency(args)
+
+
+if __name__ == "__main__":
+    main()
