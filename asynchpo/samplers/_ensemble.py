@@ -36,7 +36,8 @@ _TRAINERS: weakref.WeakSet[_Trainer] = weakref.WeakSet()
 def _one_torch_thread() -> Iterator[None]:
     """Torch on one intra-op thread in here. The networks are small: split over two
     cores each operation waits for the other core, and a suggestion at n = 10,000 took
-    ~21 ms against ~11 ms on one (k = 10, training in the background). Torch's setting is
+    ~21 ms against ~11 ms on one (k = 10, training in the background); on a busy machine
+    (other processes on both cores) a seeded study's suggestions took ten times longer. Torch's setting is
     OpenMP's: set in a thread other than the interpreter's first (the training thread; the
     thread a study computes suggestions in), it holds for that thread alone; set in the
     first, it holds for the whole process until it is restored on the way out."""
@@ -321,7 +322,7 @@ class EnsembleSampler(BaseSampler):
         if not len(scores):
             return theta
         if self._reproducible:
-            with self._lock:
+            with self._lock, _one_torch_thread():
                 for _ in range(self.steps):
                     self._step()
                 return self._stack.copy()
