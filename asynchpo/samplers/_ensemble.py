@@ -37,10 +37,11 @@ def _one_torch_thread() -> Iterator[None]:
     """Torch on one intra-op thread in here. The networks are small: split over two
     cores each operation waits for the other core, and a suggestion at n = 10,000 took
     ~21 ms against ~11 ms on one (k = 10, training in the background); on a busy machine
-    (other processes on both cores) a seeded study's suggestions took ten times longer. Torch's setting is
-    OpenMP's: set in a thread other than the interpreter's first (the training thread; the
-    thread a study computes suggestions in), it holds for that thread alone; set in the
-    first, it holds for the whole process until it is restored on the way out."""
+    (other processes on both cores) a seeded study's suggestions took ten times longer.
+    Torch's setting is OpenMP's: set in a thread other than the interpreter's first (the
+    training thread; the thread a study computes suggestions in), it holds for that thread
+    alone; set in the first, it holds for the whole process until it is restored on the
+    way out."""
     import torch
 
     before = torch.get_num_threads()
