@@ -723,10 +723,14 @@ class Space(Mapping[str, Distribution]):
                 f"{short(list(self.names))}"
             )
         out: dict[str, Any] = {}
-        missing = []
+        missing: list[str] = []
+        unknown: set[str] = set()  # missing, or below a parameter that is
         for n in self._order:
             if not self._holds(n, out, set(out)):
-                if n in params:
+                # a parent missing (or unknown) is the error to report; ``n`` is unknown then
+                if any(p in unknown for p, _ in self._conditions[n]):
+                    unknown.add(n)
+                elif n in params:
                     conds = ", ".join(
                         f"{p} in {short(self._params[n].when[p])}"  # type: ignore[index]
                         for p, _ in self._conditions[n]
@@ -741,6 +745,7 @@ class Space(Mapping[str, Distribution]):
                 continue
             if n not in params:
                 missing.append(n)
+                unknown.add(n)
                 continue
             try:
                 out[n] = self._params[n].check(n, params[n])

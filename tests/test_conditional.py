@@ -100,6 +100,10 @@ def test_inactive_coordinates_encode_to_one_value_whatever_the_cube_held():
             },
             r"'dampening' is inactive.*nesterov",
         ),
+        (  # the parent is what is missing: its child is not called inactive
+            {"lr": 0.01, "layers": 1, "momentum": 0.5, "nesterov": False, "dampening": 0.1},
+            r"missing parameter\(s\) \['optimizer'\]$",
+        ),
     ],
 )
 def test_check_asks_for_exactly_the_active_parameters(params, match):
