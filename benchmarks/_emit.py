@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def emit(lines: list[str], out: Path | None) -> None:
     """Print ``lines`` and, if ``out`` is given, write them there too."""
@@ -11,3 +13,9 @@ def emit(lines: list[str], out: Path | None) -> None:
     print(text)
     if out:
         out.write_text(text + "\n")
+
+
+def median_iqr(values: list[float]) -> str:
+    """``median [q1, q3]`` of ``values``, as every result table gives them."""
+    q1, med, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return f"{med:.3g} [{q1:.2g}, {q3:.2g}]"

@@ -38,19 +38,13 @@ import numpy as np
 
 import asynchpo as ah
 from asynchpo.samplers import History
-from benchmarks._emit import emit
+from benchmarks._emit import emit, median_iqr
 from benchmarks.functions import PROBLEMS
 from benchmarks.latency import _settle
 from benchmarks.regret import regret_at, run_asynchpo, run_optuna, samplers
 
 _CACHE = Path("benchmarks/.cache/ensemble-runs.jsonl")
 _AT = (300, 800, 1300, 1800, 2300)
-
-
-def _q(values: list[float]) -> str:
-    a = np.asarray(values, dtype=float)
-    lo, med, hi = np.percentile(a, [25, 50, 75])
-    return f"{med:.3g} [{lo:.2g}, {hi:.2g}]"
 
 
 def regret(args: argparse.Namespace) -> None:
@@ -101,7 +95,7 @@ def regret(args: argparse.Namespace) -> None:
                 per_seed.append([regret_at(cache[key], problem.optimum, n) for n in at])
             cols = list(zip(*per_seed, strict=True))
             medians[name] = [statistics.median(c) for c in cols]
-            lines.append(f"| {name} | " + " | ".join(_q(list(c)) for c in cols) + " |")
+            lines.append(f"| {name} | " + " | ".join(median_iqr(list(c)) for c in cols) + " |")
         lines.append("")
         lo, hi = f"ensemble k={min(args.k)}", f"ensemble k={max(args.k)}"
         if lo != hi:

@@ -82,9 +82,9 @@ HEBO 0.3.6 declares numpy<1.25 and pymoo==0.6.0, which pip cannot put next to th
 project's environment (numpy 2.x), so the peers live in a separate venv, HEBO installed
 without its declared dependencies and those it imports added by hand::
 
-    python3.11 -m venv /work/bench-venv && . /work/bench-venv/bin/activate
-    pip install torch==2.13.0          # the CPU wheel
-    pip install -e /work/main          # asynchpo and its dependencies (numpy 2.x, gpytorch)
+    python3.11 -m venv .peers-venv && . .peers-venv/bin/activate   # from the repository root
+    pip install torch                  # a CPU wheel is enough
+    pip install -e .                   # asynchpo and its dependencies (numpy 2.x, gpytorch)
     pip install hebo==0.3.6 --no-deps
     pip install pandas pymoo gpytorch networkx disjoint-set
     pip install smac                   # SMAC3 2.4.1, ConfigSpace 1.2.2
@@ -120,7 +120,7 @@ from typing import Any
 import numpy as np
 
 import asynchpo as ah
-from benchmarks._emit import emit
+from benchmarks._emit import emit, median_iqr
 from benchmarks.functions import PROBLEMS, Problem
 from benchmarks.regret import Run, regret_at, run_asynchpo
 
@@ -454,7 +454,7 @@ def _table(
                 recs = [cache[(fname, w, sname, s)] for s in range(args.seeds)]
                 vals = [regret_at(r["run"], problem.optimum, problem.budget) for r in recs]
                 medians[(fname, w, sname)] = float(np.median(vals))
-                cells.append(_fmt(vals))
+                cells.append(median_iqr(vals))
                 secs.append(f"{np.median([r['seconds'] for r in recs]):.0f}")
                 replaced = sum(r.get("replaced", 0) for r in recs)
                 if replaced:
@@ -486,11 +486,6 @@ def _table(
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return lines
-
-
-def _fmt(vals: list[float]) -> str:
-    q1, med, q3 = np.percentile(vals, [25, 50, 75])
-    return f"{med:.3g} [{q1:.2g}, {q3:.2g}]"
 
 
 if __name__ == "__main__":

@@ -27,10 +27,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 import asynchpo as ah
-from benchmarks._emit import emit
+from benchmarks._emit import emit, median_iqr
 from benchmarks.functions import ALL, PROBLEMS, VALLEYS
 from benchmarks.regret import regret_at, run_asynchpo, run_optuna
 
@@ -56,11 +54,6 @@ def makers() -> dict[str, tuple[str, Callable[[int], object]]]:
         "random": ("asynchpo", lambda s: ah.RandomSampler(seed=s)),
         "optuna-default": ("optuna", _optuna_default),
     }
-
-
-def _q(values: list[float]) -> str:
-    lo, med, hi = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
-    return f"{med:.3g} [{lo:.2g}, {hi:.2g}]"
 
 
 def main() -> None:
@@ -124,7 +117,7 @@ def main() -> None:
                 valleys_won += med["portfolio"] < med["gp"]
             lines.append(
                 f"| {problem.name} | {w} | "
-                + " | ".join(_q(finals[name]) for name in names)
+                + " | ".join(median_iqr(finals[name]) for name in names)
                 + f" | {ratio:.2f} ({best}) |"
             )
     lines += [

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import asynchpo as ah
+from benchmarks._emit import median_iqr
 from benchmarks.functions import ALL, PROBLEMS, VALLEYS, Problem
 
 Run = list[tuple[float, float]]  # (virtual finish time, value) in finishing order
@@ -222,8 +223,8 @@ def write(rows: list, args: argparse.Namespace) -> None:
             for frac in (0.25, 0.5, 1.0):
                 n = max(1, int(frac * problem.budget))
                 vals = [regret_at(r[5], problem.optimum, n) for r in runs]
-                cells.append(_fmt(vals))
-            cells.append(_fmt([regret_by_time(r[5], problem.optimum, t_eq) for r in runs]))
+                cells.append(median_iqr(vals))
+            cells.append(median_iqr([regret_by_time(r[5], problem.optimum, t_eq) for r in runs]))
             secs = np.median([r[4] for r in runs])
             lines.append(
                 f"| {problem.name} | {w} | {sname} | " + " | ".join(cells) + f" | {secs:.1f} |"
@@ -268,11 +269,6 @@ def figure(csv: Path, html: Path) -> None:
         .cols(2)
     )
     hv.save(plot, html, resources=INLINE)
-
-
-def _fmt(vals: list[float]) -> str:
-    q1, med, q3 = np.percentile(vals, [25, 50, 75])
-    return f"{med:.3g} [{q1:.2g}, {q3:.2g}]"
 
 
 if __name__ == "__main__":
