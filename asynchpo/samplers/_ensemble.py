@@ -64,7 +64,7 @@ class _Trainer:
     as many times as steps are owed, so that a suggestion need not wait for training; it
     holds off while a suggestion is being made (:meth:`paused`), so it trains in the time
     between suggestions and never slows one down. An error there is raised by the next
-    :meth:`owe` or :meth:`wait`."""
+    :meth:`owe`."""
 
     def __init__(self, train_one: Callable[[], None]):
         self._train_one = train_one
@@ -100,13 +100,6 @@ class _Trainer:
             with self._cv:
                 self._paused -= 1
                 self._cv.notify_all()
-
-    def wait(self) -> None:
-        """Until every step owed has run."""
-        with self._cv:
-            while self._owed and self._error is None:
-                self._cv.wait()
-            self._raise()
 
     def clear(self) -> None:
         """Let go of the steps owed (those of another study)."""

@@ -157,20 +157,21 @@ def test_the_trainer_holds_off_during_a_suggestion_and_hands_errors_on():
         trainer.owe(3)
         time.sleep(0.2)
         assert not done  # nothing runs while a suggestion is being made
-    trainer.wait()
-    assert len(done) == 3
-    trainer.owe(10, cap=4)  # old debt beyond the cap is let go
-    trainer.wait()
-    assert len(done) <= 3 + 4
+    _until(lambda: len(done) == 3)
+    with trainer.paused():
+        trainer.owe(10, cap=4)  # old debt beyond the cap is let go
+    _until(lambda: len(done) == 7)
+    time.sleep(0.3)
+    assert len(done) == 7
 
     def boom():
         raise ValueError("bad batch")
 
     failing = _Trainer(boom)
     failing.owe(1)
+    _until(lambda: not failing._running)
     with pytest.raises(RuntimeError, match=r"training failed.*bad batch"):
-        _until(lambda: failing._error is not None or not failing._running)
-        failing.wait()
+        failing.owe(1)  # the next suggestion's
 
 
 def test_one_torch_thread_in_a_suggestion_thread_leaves_the_main_thread_alone():
