@@ -13,7 +13,9 @@ from asynchpo.samplers._random import RandomSampler
 from asynchpo.space import Space
 from asynchpo.surrogate._features import Features
 
-_RECENT = 20  # a result earns its member credit if it beats the median of this many before
+_RECENT = 50  # a result earns its member credit if it ranks in the best fifth of these
+_TOP = 0.2
+_LEAD = 0.5  # the share of the default portfolio's suggestions that go to its GP
 _IN_FLIGHT = 0.5  # what a running trial counts, as misses of its member, until it is in
 
 
@@ -23,14 +25,21 @@ class PortfolioSampler(BaseSampler):
     Every member sees every result and every running trial (the points its siblings chose
     in the same batch included), so each builds on the others' work. Which member makes the
     next suggestion is decided by discounted Thompson sampling over their recent success:
-    when a member's trial completes, it earns credit if its value beats the median of the
-    20 results before it (from any member); a failed trial earns none; a trial still
+    when a member's trial completes, it earns credit if its value ranks in the best fifth
+    of the latest 50 results (from any member); a failed trial earns none; a trial still
     running counts as half a miss (so that one member does not take every free worker
     before its results are in). Credit fades by ``discount`` with every result that comes
     in, so a member that stops helping (a local method once its basin is exhausted, a
     model that no longer fits) loses its share, and one that starts helping gains it.
 
-    Given no members, it builds the default portfolio: :class:`~asynchpo.GPSampler`,
+    A share ``lead`` of the suggestions goes to the first member whatever the bandit says,
+    the rest to the bandit's choice (the first member included). A model-based method
+    needs a run of its own suggestions to converge, which a bandit over a few dozen
+    results rarely grants it; the lead keeps that run going while the other members
+    bring in the points the model would not have tried.
+
+    Given no members, it builds the default portfolio: :class:`~asynchpo.GPSampler` (the
+    lead, with half the suggestions unless ``lead`` says otherwise),
     :class:`~asynchpo.EnsembleSampler`, :class:`~asynchpo.CMAESSampler`,
     :class:`~asynchpo.TPESampler` and :class:`~asynchpo.RandomSampler`. ``ah.Study(...,
     sampler="auto")`` uses it.
@@ -42,6 +51,8 @@ class PortfolioSampler(BaseSampler):
         members: The samplers, at least one, each a separate instance.
         seed: Seed for the bandit's draws, and for the default members.
         discount: How much credit is kept per result that comes in, in ``(0, 1]``.
+        lead: The share of suggestions that go to the first member, in ``[0, 1)``; by
+            default 0.5 for the default portfolio and 0 for the members you give.
 
     Example:
         >>> import asynchpo as ah
@@ -62,7 +73,12 @@ class PortfolioSampler(BaseSampler):
         *,
         seed: int | None = None,
         discount: float = 0.95,
+        lead: float | None = None,
     ):
+        if lead is None:
+            lead = _LEAD if members is None else 0.0
+        if not (isinstance(lead, (int, float)) and 0 <= lead < 1):
+            raise ValueError(f"lead must be in [0, 1), got {lead!r}")
         if members is None:
             members = default_members(seed)
         members = list(members)
@@ -76,6 +92,7 @@ class PortfolioSampler(BaseSampler):
         if not (isinstance(discount, (int, float)) and 0 < discount <= 1):
             raise ValueError(f"discount must be in (0, 1], got {discount!r}")
         self.members, self.seed, self.discount = members, seed, float(discount)
+        self.lead = float(lead)
         self._names = _names(members)
         self._entropy = (
             int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
@@ -126,7 +143,10 @@ class PortfolioSampler(BaseSampler):
                 flying[self._owner[key]] += _IN_FLIGHT
         picks = []
         for _ in range(n):
-            picks.append(int(np.argmax(rng.beta(self._alpha, self._beta + flying))))
+            if rng.random() < self.lead:
+                picks.append(0)
+            else:
+                picks.append(int(np.argmax(rng.beta(self._alpha, self._beta + flying))))
             flying[picks[-1]] += _IN_FLIGHT
         chosen: list[np.ndarray] = []
         for j in dict.fromkeys(picks):  # members in the order first picked
@@ -173,10 +193,10 @@ class PortfolioSampler(BaseSampler):
             self._seen_failed = len(F)
 
     def _success(self, value: float) -> float:
-        """1 if ``value`` beats the median of the last ``_RECENT`` results, else 0."""
+        """1 if ``value`` ranks in the best fifth of the last ``_RECENT`` results, else 0."""
         if not self._values:
             return 1.0
-        return 1.0 if value < float(np.median(self._values)) else 0.0
+        return 1.0 if value <= float(np.quantile(self._values, _TOP)) else 0.0
 
     def _reward(self, member: int | None, r: float) -> None:
         # every result fades the old credit (the bandit follows the recent past); a result
