@@ -78,7 +78,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     best = study.best_trial
     print(f"best trial #{best.number}: error={best.value:.4f} with {json.dumps(best.params)}")
-    print(f"see every trial: asynchpo show {args.storage} {study.name}")
+    print(f"see every trial: asynchpo show {args.storage} {study.name} --sort value")
+    print(
+        "in a notebook: study = ah.Study.load("
+        f"{study.name!r}, storage={str(args.storage)!r}); then study.widget() for the live "
+        "view, study.plot.history(), study.plot.slice() and study.plot.importance()"
+    )
     return 0
 
 

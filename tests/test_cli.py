@@ -132,6 +132,8 @@ def test_demo_runs_a_real_study_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "best trial #" in first.stdout and "error=" in first.stdout
     assert "demo: 6/6 done" in first.stderr
+    assert f"asynchpo show {db} demo --sort value" in first.stdout
+    assert "study.widget()" in first.stdout and "study.plot.history()" in first.stdout
     second = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert second.returncode == 0 and "6 trials so far" in second.stdout
     with sqlite3.connect(db) as conn:
@@ -145,6 +147,21 @@ def test_demo_runs_a_real_study_and_resumes(tmp_path):
     study = ah.Study.load("demo", storage=db)
     assert all(len(t.reports) == 3 for t in study.trials)  # one report per fold
     assert 0.0 <= study.best_value < 0.2
+
+
+def test_the_demo_space_holds_the_best_svm_well_inside_its_bounds():
+    pytest.importorskip("sklearn")
+    from asynchpo import demo
+
+    space = demo.space()
+    best = {"C": 2.0, "gamma": 0.15, "kernel": "rbf", "shrinking": True}
+    assert demo.objective(best)["error"] < 0.012
+    for name, moved in (("C", 1e3), ("gamma", 1e-2), ("gamma", 1.0)):
+        # a step of ten toward either bound is worse, and the bounds are further still
+        assert demo.objective({**best, name: moved})["error"] > demo.objective(best)["error"]
+    for name in ("C", "gamma"):
+        lo, hi = space[name].low, space[name].high
+        assert lo * 10 < best[name] < hi / 10, (name, lo, hi)
 
 
 def test_a_study_that_cannot_be_loaded_is_one_line_and_the_others_still_show(db, capsys):
