@@ -4,7 +4,6 @@ parameters, the objective's values, the states and the intermediate values."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import optuna
 from optuna.distributions import (
@@ -20,9 +19,7 @@ import asynchpo as ah
 from asynchpo.events import Event, TrialCompleted, TrialFailed, TrialPruned, TrialReported
 from asynchpo.space import Distribution
 from asynchpo.storage import BaseStorage
-
-#: Optuna's categorical choices are of these types only; others go as their text.
-_PLAIN = (type(None), bool, int, float, str)
+from asynchpo_optuna._sampler import as_choice, distributions
 
 
 def to_optuna(
@@ -35,7 +32,7 @@ def to_optuna(
     value and the objective's intermediate values by step; trials that had not ended (running,
     paused, interrupted) are left out, as Optuna would only show them running forever.
     """
-    dists = _optuna_distributions(study.space)
+    dists = distributions(study.space, by_index=False)
     direction = (
         optuna.study.StudyDirection.MAXIMIZE
         if study.direction == "maximize"
@@ -51,7 +48,7 @@ def to_optuna(
     for t in study.trials:
         if t.state not in states:
             continue
-        params = {name: _to_choice(study.space[name], v) for name, v in t.params.items()}
+        params = {name: as_choice(study.space[name], v) for name, v in t.params.items()}
         steps = {
             r.step: float(r.metrics[study.objective])
             for r in t.reports
@@ -139,27 +136,6 @@ def from_optuna(
     if rows:
         journal.ask(rows, run=None, after=ends)
     return study
-
-
-def _optuna_distributions(space: ah.Space) -> dict[str, BaseDistribution]:
-    out: dict[str, BaseDistribution] = {}
-    for name in space:
-        d = space[name]
-        if isinstance(d, ah.Float):
-            out[name] = FloatDistribution(d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, ah.Int):
-            out[name] = IntDistribution(d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, ah.Categorical):
-            out[name] = CategoricalDistribution([_to_choice(d, c) for c in d.choices])
-        else:
-            raise TypeError(f"parameter {name!r}: {type(d).__name__} has no Optuna equivalent")
-    return out
-
-
-def _to_choice(dist: Any, value: Any) -> Any:
-    if isinstance(dist, ah.Categorical) and not isinstance(value, _PLAIN):
-        return str(value)
-    return value
 
 
 def _space(trials: list[optuna.trial.FrozenTrial]) -> ah.Space:

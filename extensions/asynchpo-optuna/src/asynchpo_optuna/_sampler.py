@@ -22,9 +22,10 @@ from asynchpo.samplers import BaseSampler, History
 _TOL = 1e-9  # two points are the same if they agree this closely once recorded
 
 
-def distributions(space: ah.Space) -> dict[str, BaseDistribution]:
-    """Optuna's distribution for each parameter of ``space`` (a categorical parameter as
-    the index of its choice, so that any choice, of any type, passes through)."""
+def distributions(space: ah.Space, *, by_index: bool = True) -> dict[str, BaseDistribution]:
+    """Optuna's distribution for each parameter of ``space``: a categorical parameter as
+    the index of its choice, so that any choice, of any type, passes through, or with
+    ``by_index=False`` as its choices (those not of a type Optuna stores, as their text)."""
     out: dict[str, BaseDistribution] = {}
     for name in space:
         d = space[name]
@@ -33,10 +34,23 @@ def distributions(space: ah.Space) -> dict[str, BaseDistribution]:
         elif isinstance(d, ah.Int):
             out[name] = IntDistribution(d.low, d.high, log=d.log, step=d.step)
         elif isinstance(d, ah.Categorical):
-            out[name] = CategoricalDistribution(list(range(len(d.choices))))
+            out[name] = CategoricalDistribution(
+                list(range(len(d.choices))) if by_index else [as_choice(d, c) for c in d.choices]
+            )
         else:
             raise TypeError(f"parameter {name!r}: {type(d).__name__} has no Optuna equivalent")
     return out
+
+
+#: Optuna's categorical choices are of these types only; others go as their text.
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def as_choice(dist: Any, value: Any) -> Any:
+    """``value`` as Optuna stores a choice of ``dist``: as it is, or as its text."""
+    if isinstance(dist, ah.Categorical) and not isinstance(value, _PLAIN):
+        return str(value)
+    return value
 
 
 class OptunaSampler(BaseSampler):
