@@ -191,6 +191,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extensions(args: argparse.Namespace) -> int:
+    from asynchpo import extensions
+
+    found = extensions.describe()
+    if not found:
+        print("no extension is installed (pip install ./extensions/<name>)")
+        return 0
+    _table([("group", "name", "package"), *found])
+    return 0
+
+
 def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
@@ -259,6 +270,14 @@ def parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--limit", type=int, default=None, help="show at most this many rows")
     w.set_defaults(func=cmd_show)
+
+    e = sub.add_parser(
+        "extensions",
+        help="list the installed extensions",
+        description="List what installed packages plug into asynchpo (entry points), "
+        'e.g. the samplers that Study(sampler="<name>") accepts.',
+    )
+    e.set_defaults(func=cmd_extensions)
     return p
 
 

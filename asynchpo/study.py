@@ -114,7 +114,8 @@ class Study:
         direction: ``"minimize"`` or ``"maximize"``.
         sampler: Decides the next parameters; a :class:`~asynchpo.GPSampler` if None;
             ``"auto"``: the default :class:`~asynchpo.PortfolioSampler` (several methods,
-            a bandit choosing among them).
+            a bandit choosing among them); another name: a sampler an installed extension
+            registered under that name (:mod:`asynchpo.extensions`).
         storage: Where the journal lives: a file path (SQLite, the default for keeping
             results), None (in memory), or a :class:`~asynchpo.storage.BaseStorage`.
         name: The study's name in its storage; a fresh unique name if None.
@@ -203,7 +204,9 @@ class Study:
             return GPSampler()
         if isinstance(sampler, str):
             if sampler != "auto":
-                raise ValueError(f'sampler must be a BaseSampler or "auto", got {sampler!r}')
+                from asynchpo import extensions
+
+                return extensions.sampler(sampler)
             return PortfolioSampler()
         if not isinstance(sampler, BaseSampler):
             raise TypeError(f"sampler must be a BaseSampler, got {type(sampler).__name__}")

@@ -88,3 +88,16 @@ def test_optuna_tpe_drives_a_study_with_eight_simulated_workers():
 def test_a_sampler_that_is_not_optunas_is_refused_naming_it():
     with pytest.raises(TypeError, match="sampler must be an optuna sampler, got RandomSampler"):
         OptunaSampler(ah.RandomSampler(seed=0))
+
+
+def test_installed_it_registers_optunas_samplers_by_name_with_the_core():
+    from asynchpo.cli import main
+
+    space = ah.Space(x=ah.Float(-5, 5), y=ah.Float(-5, 5))
+    for name, inner in (("optuna-tpe", "TPESampler"), ("optuna-cmaes", "CmaEsSampler")):
+        study = ah.Study(space, sampler=name)
+        assert isinstance(study.sampler, OptunaSampler)
+        assert type(study.sampler.sampler).__name__ == inner
+    study.optimize(lambda p: p["x"] ** 2, n_trials=16, backend=ah.SimulatedBackend(8, seed=0))
+    assert len(study.get_trials(["complete"])) == 16
+    assert main(["extensions"]) == 0

@@ -1,6 +1,6 @@
 """Optuna's samplers inside asynchpo studies, and studies converted both ways."""
 
 from asynchpo_optuna._convert import from_optuna, to_optuna
-from asynchpo_optuna._sampler import OptunaSampler, distributions
+from asynchpo_optuna._sampler import OptunaSampler, cmaes, distributions, tpe
 
-__all__ = ["OptunaSampler", "distributions", "from_optuna", "to_optuna"]
+__all__ = ["OptunaSampler", "cmaes", "distributions", "from_optuna", "to_optuna", "tpe"]

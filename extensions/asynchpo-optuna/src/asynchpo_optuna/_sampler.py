@@ -148,3 +148,18 @@ def _trial(
 def _recorded(space: ah.Space, U: np.ndarray) -> np.ndarray:
     rows = [space.encode(p) for p in space.decode_many(np.asarray(U))]
     return np.array(rows, dtype=float).reshape(len(rows), space.dim)
+
+
+def tpe() -> OptunaSampler:
+    """Optuna's TPE with the constant liar (running trials counted as bad): what
+    ``Study(sampler="optuna-tpe")`` uses."""
+    import optuna
+
+    return OptunaSampler(optuna.samplers.TPESampler(constant_liar=True, multivariate=True))
+
+
+def cmaes() -> OptunaSampler:
+    """Optuna's CMA-ES: what ``Study(sampler="optuna-cmaes")`` uses."""
+    import optuna
+
+    return OptunaSampler(optuna.samplers.CmaEsSampler())
