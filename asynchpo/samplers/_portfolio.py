@@ -17,6 +17,7 @@ _RECENT = 50  # a result earns its member credit if it ranks in the best fifth o
 _TOP = 0.2
 _LEAD = 0.5  # the share of the default portfolio's suggestions that go to its GP
 _IN_FLIGHT = 0.5  # what a running trial counts, as misses of its member, until it is in
+_EXPLORERS = 2  # the default portfolio's: at most this many trials of the others in flight
 
 
 class PortfolioSampler(BaseSampler):
@@ -33,10 +34,13 @@ class PortfolioSampler(BaseSampler):
     model that no longer fits) loses its share, and one that starts helping gains it.
 
     A share ``lead`` of the suggestions goes to the first member whatever the bandit says,
-    the rest to the bandit's choice (the first member included). A model-based method
-    needs a run of its own suggestions to converge, which a bandit over a few dozen
-    results rarely grants it; the lead keeps that run going while the other members
-    bring in the points the model would not have tried.
+    the rest to the bandit's choice (the first member included), and once ``explorers``
+    trials of the other members are in flight, the next suggestions go to the first member
+    too. A
+    model-based method needs a run of its own suggestions to converge, which a bandit over
+    a few dozen results rarely grants it, least of all when many workers spend the budget
+    in a few batches; the lead keeps that run going while a few workers bring in the points
+    the model would not have tried.
 
     Given no members, it builds the default portfolio: :class:`~asynchpo.GPSampler` (the
     lead, with half the suggestions unless ``lead`` says otherwise),
@@ -53,6 +57,9 @@ class PortfolioSampler(BaseSampler):
         discount: How much credit is kept per result that comes in, in ``(0, 1]``.
         lead: The share of suggestions that go to the first member, in ``[0, 1)``; by
             default 0.5 for the default portfolio and 0 for the members you give.
+        explorers: At most this many trials of the members other than the first in flight
+            at once (an int >= 1); by default 2 for the default portfolio and no limit
+            (None) for the members you give.
 
     Example:
         >>> import asynchpo as ah
@@ -74,11 +81,18 @@ class PortfolioSampler(BaseSampler):
         seed: int | None = None,
         discount: float = 0.95,
         lead: float | None = None,
+        explorers: int | None = None,
     ):
         if lead is None:
             lead = _LEAD if members is None else 0.0
         if not (isinstance(lead, (int, float)) and 0 <= lead < 1):
             raise ValueError(f"lead must be in [0, 1), got {lead!r}")
+        if explorers is None and members is None:
+            explorers = _EXPLORERS
+        if explorers is not None and (
+            isinstance(explorers, bool) or not isinstance(explorers, int) or explorers < 1
+        ):
+            raise ValueError(f"explorers must be an int >= 1 or None, got {explorers!r}")
         if members is None:
             members = default_members(seed)
         members = list(members)
@@ -92,7 +106,7 @@ class PortfolioSampler(BaseSampler):
         if not (isinstance(discount, (int, float)) and 0 < discount <= 1):
             raise ValueError(f"discount must be in (0, 1], got {discount!r}")
         self.members, self.seed, self.discount = members, seed, float(discount)
-        self.lead = float(lead)
+        self.lead, self.explorers = float(lead), explorers
         self._names = _names(members)
         self._entropy = (
             int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
@@ -138,15 +152,19 @@ class PortfolioSampler(BaseSampler):
         # a member's trials in flight count as half a miss each until they are in, so that
         # one member does not take every free worker on the strength of old results
         flying = np.zeros(len(self.members))
+        others = 0
         for key in point_keys(self._snap(running)).tolist() if len(running) else []:
             if key in self._owner:
                 flying[self._owner[key]] += _IN_FLIGHT
+                others += self._owner[key] != 0
         picks = []
         for _ in range(n):
-            if rng.random() < self.lead:
+            full = self.explorers is not None and others >= self.explorers
+            if full or rng.random() < self.lead:
                 picks.append(0)
             else:
                 picks.append(int(np.argmax(rng.beta(self._alpha, self._beta + flying))))
+            others += picks[-1] != 0
             flying[picks[-1]] += _IN_FLIGHT
         chosen: list[np.ndarray] = []
         for j in dict.fromkeys(picks):  # members in the order first picked

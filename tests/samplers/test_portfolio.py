@@ -65,7 +65,39 @@ def test_the_lead_keeps_its_share_when_the_bandit_would_not_give_it():
 
 def test_the_default_portfolio_leads_with_its_gp_and_a_given_list_does_not():
     assert PortfolioSampler(seed=0).lead == 0.5
-    assert PortfolioSampler([ah.RandomSampler(0), ah.TPESampler(seed=0)], seed=0).lead == 0.0
+    assert PortfolioSampler(seed=0).explorers == 2
+    given = PortfolioSampler([ah.RandomSampler(0), ah.TPESampler(seed=0)], seed=0)
+    assert given.lead == 0.0 and given.explorers is None
+
+
+def test_past_its_explorers_in_flight_every_suggestion_goes_to_the_lead():
+    poor = Near([0.9, 0.1], 0.05, 1)
+    good = Near([0.3, 0.6], 0.02, 0)
+    portfolio = PortfolioSampler([poor, good], seed=0, explorers=2)
+    study = ah.Study(SPACE, sampler=portfolio)
+    in_flight = []
+
+    def objective(params):
+        running = study.get_trials(["running"])
+        in_flight.append(sum(abs(t.params["a"] - 0.3) < 0.2 for t in running))
+        return _sphere(params)
+
+    study.optimize(objective, n_trials=160, backend=ah.SimulatedBackend(16, seed=0), progress=False)
+    counts = portfolio.counts
+    assert max(in_flight) == 2, max(in_flight)  # the good member never held more than two
+    assert 0.05 * 160 <= counts["Near-2"] <= 0.25 * 160, counts  # about 2 workers in 16
+    # without the limit the bandit gives the good member most of the workers
+    free = PortfolioSampler([Near([0.9, 0.1], 0.05, 1), Near([0.3, 0.6], 0.02, 0)], seed=0)
+    ah.Study(SPACE, sampler=free).optimize(
+        _sphere, n_trials=160, backend=ah.SimulatedBackend(16, seed=0), progress=False
+    )
+    assert free.counts["Near-2"] > 0.5 * 160, free.counts
+
+
+@pytest.mark.parametrize("explorers", [0, 1.5, True, "two"])
+def test_bad_explorers_are_refused_naming_them(explorers):
+    with pytest.raises(ValueError, match="explorers must be an int >= 1 or None"):
+        PortfolioSampler([ah.RandomSampler(0)], explorers=explorers)
 
 
 @pytest.mark.parametrize("lead", [-0.1, 1.0, "half"])
