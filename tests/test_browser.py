@@ -7,38 +7,23 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+import chromium
 import hostile_study
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium here (Debian: apt-get install chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def lab(tmp_path):
     pytest.importorskip("jupyterlab")
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = chromium.free_port(), secrets.token_hex(16)
     # every cell in the page (no virtual scrolling), and no settings from this machine
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -70,15 +55,9 @@ def lab(tmp_path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None, (tmp_path / "lab.log").read_text()
-            assert time.monotonic() < deadline, "JupyterLab did not start"
-            time.sleep(0.5)
+    chromium.wait_for_server(
+        server, f"{url}/api/status?token={token}", 120, (tmp_path / "lab.log").read_text
+    )
     yield url, token
     server.terminate()
     try:
@@ -94,17 +73,7 @@ def test_the_quickstart_runs_in_jupyterlab_and_its_view_goes_live(lab, tmp_path)
     sync_api = pytest.importorskip("playwright.sync_api")
     url, token = lab
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=_chromium(),
-            args=[
-                "--no-sandbox",
-                "--headless=new",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = chromium.launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             _run_quickstart(page, url, token)
@@ -200,9 +169,7 @@ def test_the_view_reattaches_when_the_notebook_is_reopened(lab, tmp_path):
     nbformat.write(nb, tmp_path / "running.ipynb")
     url, token = lab
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=_chromium(), args=["--no-sandbox", "--headless=new"]
-        )
+        browser = chromium.launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
             page.goto(f"{url}/lab/tree/running.ipynb?token={token}&reset")
@@ -284,9 +251,7 @@ def test_a_hostile_study_file_opened_in_jupyterlab_runs_no_script(lab, tmp_path)
     dialogs: list[str] = []
     loads: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=_chromium(), args=["--no-sandbox", "--headless=new"]
-        )
+        browser = chromium.launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.on("request", lambda r: loads.append(r.url) if "/pwned/" in r.url else None)
