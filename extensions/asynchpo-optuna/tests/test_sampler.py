@@ -101,3 +101,25 @@ def test_installed_it_registers_optunas_samplers_by_name_with_the_core():
     study.optimize(lambda p: p["x"] ** 2, n_trials=16, backend=ah.SimulatedBackend(8, seed=0))
     assert len(study.get_trials(["complete"])) == 16
     assert main(["extensions"]) == 0
+
+
+def test_suggestions_print_nothing_of_optunas_to_the_users_terminal():
+    import logging
+
+    said: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger, verbosity = logging.getLogger("optuna"), optuna.logging.get_verbosity()
+    logger.addHandler(handler)
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # Optuna's default
+    try:
+        optuna.create_study()  # what the user would see from Optuna itself
+        assert said and "A new study created" in said[0]
+        said.clear()
+        space = ah.Space(x=ah.Float(-5, 5))
+        study = ah.Study(space, sampler=OptunaSampler(optuna.samplers.TPESampler(seed=0)))
+        study.optimize(lambda p: p["x"] ** 2, n_trials=12, backend=ah.SimulatedBackend(4, seed=0))
+    finally:
+        logger.removeHandler(handler)
+        optuna.logging.set_verbosity(verbosity)
+    assert not said, said[:3]

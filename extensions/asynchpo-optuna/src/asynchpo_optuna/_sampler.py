@@ -3,6 +3,8 @@ to it as an Optuna study, and its asks are the suggestions."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import warnings
 from typing import Any
 
@@ -53,6 +55,20 @@ def as_choice(dist: Any, value: Any) -> Any:
     return value
 
 
+_quiet = threading.local()
+
+
+class _OwnStudies(logging.Filter):
+    """Drops the line Optuna logs for each in-memory study a suggestion makes (one per
+    suggestion: noise in the user's terminal), in the thread making it only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_quiet, "on", False)
+
+
+logging.getLogger("optuna.storages._in_memory").addFilter(_OwnStudies())
+
+
 class OptunaSampler(BaseSampler):
     """Any Optuna sampler (``TPESampler``, ``CmaEsSampler``, ``GPSampler``, ...) drives an
     asynchpo study.
@@ -89,7 +105,11 @@ class OptunaSampler(BaseSampler):
         space, d = history.space, history.space.dim
         dists = distributions(space)
         running = np.reshape(np.asarray(pending, dtype=float), (-1, d))
-        study = optuna.create_study(sampler=self.sampler, direction="minimize")
+        _quiet.on = True
+        try:
+            study = optuna.create_study(sampler=self.sampler, direction="minimize")
+        finally:
+            _quiet.on = False
         trials = [
             *(
                 _trial(space, dists, x, TrialState.COMPLETE, float(v))
