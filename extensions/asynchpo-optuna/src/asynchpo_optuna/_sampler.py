@@ -77,8 +77,11 @@ class OptunaSampler(BaseSampler):
     Optuna sampler as the trials of an in-memory Optuna study, in those states (a sampler
     that knows what to do with running trials, as ``TPESampler(constant_liar=True)`` does,
     sees them), and each suggestion is one ``ask``: the points of one call are running
-    trials for the next ask of the same call. A point that repeats a taken one is drawn
-    again at random, so no worker repeats another's work.
+    trials for the next ask of the same call. What the Optuna sampler writes on a trial it
+    asks (its system attributes: ``CmaEsSampler`` keeps its optimizer there) goes back to
+    it with that trial at every later suggestion, so a stateful sampler goes on learning.
+    A point that repeats a taken one is drawn again at random, so no worker repeats
+    another's work.
 
     Args:
         sampler: The Optuna sampler; its own seed makes the study reproducible.
@@ -100,6 +103,9 @@ class OptunaSampler(BaseSampler):
             raise TypeError(f"sampler must be an optuna sampler, got {type(sampler).__name__}")
         self.sampler = sampler
         self._filler = ah.RandomSampler(seed=0)
+        # what the Optuna sampler wrote on each trial it asked (CMA-ES keeps its optimizer
+        # there), by the trial's point: given back with the trial at every later suggestion
+        self._attrs: dict[bytes, dict[str, Any]] = {}
 
     def suggest(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         space, d = history.space, history.space.dim
@@ -110,13 +116,20 @@ class OptunaSampler(BaseSampler):
             study = optuna.create_study(sampler=self.sampler, direction="minimize")
         finally:
             _quiet.on = False
+        attrs = self._attrs
         trials = [
             *(
-                _trial(space, dists, x, TrialState.COMPLETE, float(v))
+                _trial(space, dists, x, TrialState.COMPLETE, float(v), attrs.get(_key(x)))
                 for x, v in zip(history.X, history.y, strict=True)
             ),
-            *(_trial(space, dists, x, TrialState.FAIL) for x in history.X_failed),
-            *(_trial(space, dists, x, TrialState.RUNNING) for x in running),
+            *(
+                _trial(space, dists, x, TrialState.FAIL, None, attrs.get(_key(x)))
+                for x in history.X_failed
+            ),
+            *(
+                _trial(space, dists, x, TrialState.RUNNING, None, attrs.get(_key(x)))
+                for x in running
+            ),
         ]
         with warnings.catch_warnings():  # experimental-feature notices are Optuna's own
             warnings.simplefilter("ignore")
@@ -131,6 +144,9 @@ class OptunaSampler(BaseSampler):
                     if len(more) == 0:  # the space is used up
                         break
                     u = np.asarray(more[0])
+                else:
+                    asked = study.get_trials(deepcopy=False)[trial.number]
+                    attrs[_key(u)] = dict(asked.system_attrs)
                 out.append(u)
                 taken = np.vstack([taken, _recorded(space, u[None])])
         return np.array(out).reshape(len(out), d)
@@ -145,12 +161,17 @@ def _params(space: ah.Space, values: dict[str, Any]) -> dict[str, Any]:
     return space.active(out)
 
 
+def _key(u: np.ndarray) -> bytes:
+    return np.round(np.asarray(u, dtype=float), 9).tobytes()
+
+
 def _trial(
     space: ah.Space,
     dists: dict[str, BaseDistribution],
     x: np.ndarray,
     state: TrialState,
     value: float | None = None,
+    system_attrs: dict[str, Any] | None = None,
 ) -> optuna.trial.FrozenTrial:
     params = space.decode(np.asarray(x))
     values = {}
@@ -162,6 +183,7 @@ def _trial(
         distributions={name: dists[name] for name in values},
         value=value,
         state=state,
+        system_attrs=system_attrs,
     )
 
 
