@@ -1,13 +1,14 @@
 import pickle
 
+import numpy as np
 import pandas as pd
 import pytest
 from asynchpo_sklearn import AsyncSearchCV
-from asynchpo_sklearn._search import _CrossValidate, _Shared
+from asynchpo_sklearn._search import _CrossValidate, _Data, _Shared
 from scipy.stats import loguniform
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import RandomizedSearchCV
+from sklearn.model_selection import KFold, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -69,12 +70,15 @@ def test_a_pipeline_is_tuned_on_a_local_cluster_like_randomized_search(digits, c
 
 def test_the_data_goes_to_the_workers_once_not_with_every_trial(digits, client):
     X, y = digits
-    shared = _Shared(client, (X, y))
-    objective = _CrossValidate(SVC(), shared, [], None, {})
-    assert len(pickle.dumps(objective)) < X.nbytes / 20  # only the key travels
+    splits = list(KFold(5).split(X))
+    weights = np.ones(len(y))
+    shared = _Shared(client, _Data(X, y, splits, {"sample_weight": weights}))
+    objective = _CrossValidate(SVC(), shared, None)
+    # the data, the folds and the fit parameters stay on the workers: only the key travels
+    assert len(pickle.dumps(objective)) < 2_000 < X.nbytes / 100
     back = pickle.loads(pickle.dumps(shared))
     assert back.key == shared.key and back.future is None
-    got = client.submit(lambda s: s.get()[0].shape, back, pure=False).result()
+    got = client.submit(lambda s: s.get().X.shape, back, pure=False).result()
     assert got == X.shape
     # a worker that joins after the scatter fetches the data by its published name
     before = set(client.scheduler_info()["workers"])
@@ -82,7 +86,7 @@ def test_the_data_goes_to_the_workers_once_not_with_every_trial(digits, client):
     client.wait_for_workers(3, timeout=60)
     [late] = set(client.scheduler_info()["workers"]) - before
     assert not client.who_has([shared.future])[shared.key].count(late)
-    got = client.submit(lambda s: s.get()[1].sum(), back, workers=[late], pure=False).result()
+    got = client.submit(lambda s: s.get().y.sum(), back, workers=[late], pure=False).result()
     assert got == y.sum()
     shared.release()
     assert shared.name not in client.list_datasets()
@@ -228,3 +232,33 @@ def test_a_fitted_search_pickles_and_reopens_its_study_from_its_storage(digits, 
         LogisticRegression(max_iter=300), {"C": ah.Float(1e-2, 1e2)}, n_trials=2, cv=2
     ).fit(X, y)
     assert not hasattr(pickle.loads(pickle.dumps(in_memory)), "study_")
+
+
+def test_per_sample_fit_parameters_are_cut_to_each_fold_as_scikit_learn_does(digits, client):
+    X, y = digits
+    weights = np.where(y == 3, 0.0, 1.0)  # the 3s count for nothing in training
+    space = {"C": ah.Float(1e-2, 1e2, log=True)}
+    search = AsyncSearchCV(
+        LogisticRegression(max_iter=300), space, n_trials=3, cv=3, client=client, random_state=0
+    ).fit(X, y, sample_weight=weights)
+    assert len(search.study_.get_trials(["complete"])) == 3
+    # with the 3s weighed out, the refit model never predicts a 3; it does without weights
+    assert 3 not in set(search.predict(X))
+    assert 3 in set(LogisticRegression(max_iter=300).fit(X, y).predict(X))
+    theirs = RandomizedSearchCV(LogisticRegression(max_iter=300), {"C": [1.0]}, n_iter=1, cv=3)
+    theirs.fit(X, y, sample_weight=weights)  # the same call scikit-learn's own search takes
+    incremental = AsyncSearchCV(
+        _sgd(), INCREMENTAL, n_trials=2, cv=3, scheduler=ah.ASHA(max_resource=3), random_state=0
+    ).fit(X, y, sample_weight=weights)
+    assert len(incremental.study_.get_trials(["complete", "pruned"])) == 2
+
+
+def test_several_metrics_or_a_refit_rule_are_refused_before_any_trial(digits):
+    X, y = digits
+    space = {"C": ah.Float(1e-2, 1e2, log=True)}
+    with pytest.raises(ValueError, match="scoring must be one metric"):
+        AsyncSearchCV(SVC(), space, scoring=["accuracy", "f1_macro"]).fit(X, y)
+    with pytest.raises(ValueError, match="scoring must be one metric"):
+        AsyncSearchCV(SVC(), space, scoring={"a": "accuracy"}).fit(X, y)
+    with pytest.raises(ValueError, match="refit must be True or False"):
+        AsyncSearchCV(SVC(), space, refit="accuracy").fit(X, y)

@@ -4,6 +4,7 @@ study (its trials on dask workers, the data sent to each worker once)."""
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -12,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils import get_tags
+from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
@@ -44,6 +45,7 @@ class _Shared:
     """
 
     _fetched: ClassVar[dict[str, Any]] = {}  # on a worker: the latest data it had to fetch
+    _fetching: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, client: Any, value: Any):
         [self.future] = client.scatter([value], broadcast=True, hash=False)
@@ -65,12 +67,13 @@ class _Shared:
             return get_worker().data[self.key]
         except KeyError:  # a worker that joined after the data was scattered
             pass
-        if self.key not in _Shared._fetched:
-            with worker_client() as client:
-                value = client.get_dataset(self.name).result()
-            _Shared._fetched.clear()
-            _Shared._fetched[self.key] = value
-        return _Shared._fetched[self.key]
+        with _Shared._fetching:  # one fetch per worker, whatever runs in its threads
+            if self.key not in _Shared._fetched:
+                with worker_client() as client:
+                    value = client.get_dataset(self.name).result()
+                _Shared._fetched.clear()
+                _Shared._fetched[self.key] = value
+            return _Shared._fetched[self.key]
 
     def release(self) -> None:
         """Unpublish and forget the data (on the client, after the search)."""
@@ -91,23 +94,57 @@ class _Local:
         self.value = None
 
 
+class _Data:
+    """What every trial of a search reads, sent to the workers once (see :class:`_Shared`):
+    the data, the folds' row indices, and the fit parameters."""
+
+    def __init__(self, X: Any, y: Any, splits: list[Any], fit_params: dict[str, Any]):
+        self.X, self.y, self.splits, self.fit_params = X, y, splits, fit_params
+        self.n = _num_samples(X)
+
+    def rows(self, rows: Any) -> tuple[Any, Any, dict[str, Any]]:
+        """``X``, ``y`` and the fit parameters of one sample each (``sample_weight``...)
+        at ``rows``; the other fit parameters as they are."""
+        params = {
+            k: _take(v, rows) if _is_arraylike(v) and _num_samples(v) == self.n else v
+            for k, v in self.fit_params.items()
+        }
+        return _take(self.X, rows), _take(self.y, rows), params
+
+
+def _take(data: Any, rows: Any) -> Any:
+    return None if data is None else _safe_indexing(data, rows)
+
+
+def _is_arraylike(v: Any) -> bool:
+    return hasattr(v, "__len__") or hasattr(v, "shape") or hasattr(v, "__array__")
+
+
+def _num_samples(v: Any) -> int | None:
+    try:
+        return int(v.shape[0]) if hasattr(v, "shape") else len(v)
+    except (TypeError, IndexError):
+        return None
+
+
 class _CrossValidate:
     """The objective: cross-validates a clone of the estimator with a trial's params."""
 
-    def __init__(self, estimator: Any, data: Any, splits: Any, scorer: Any, fit_params: Any):
-        self.estimator, self.data, self.splits = estimator, data, splits
-        self.scorer, self.fit_params = scorer, fit_params
+    def __init__(self, estimator: Any, data: Any, scorer: Any):
+        self.estimator, self.data, self.scorer = estimator, data, scorer
 
     def __call__(self, params: dict[str, Any]) -> dict[str, float]:
-        X, y = self.data.get()
+        data: _Data = self.data.get()
         out: dict[str, float] = {}
         scores, fits, scorings = [], [], []
-        for k, (train, test) in enumerate(self.splits):
+        for k, (train, test) in enumerate(data.splits):
             model = clone(self.estimator).set_params(**params)
+            X_train, y_train, fit_params = data.rows(train)
+            X_test, y_test, _ = data.rows(test)
             t0 = time.perf_counter()
-            model.fit(_take(X, train), _take(y, train), **self.fit_params)
+            model.fit(X_train, y_train, **fit_params)
             t1 = time.perf_counter()
-            score = float(self.scorer(model, _take(X, test), _take(y, test)))
+            score = float(self.scorer(model, X_test, y_test))
             scorings.append(time.perf_counter() - t1)
             fits.append(t1 - t0)
             scores.append(score)
@@ -124,12 +161,6 @@ class _CrossValidate:
         return out
 
 
-def _take(data: Any, rows: Any) -> Any:
-    from sklearn.utils import _safe_indexing
-
-    return None if data is None else _safe_indexing(data, rows)
-
-
 class _Incremental:
     """The objective with a scheduler: ``partial_fit`` one epoch at a time on the first
     split's training rows, scored on its test rows after each epoch and reported, so that
@@ -139,27 +170,19 @@ class _Incremental:
         self,
         estimator: Any,
         data: Any,
-        split: Any,
         scorer: Any,
         max_iter: int,
         classes: Any,
         checkpoints: bool,
-        fit_params: Any,
     ):
-        self.estimator, self.data, self.split, self.scorer = estimator, data, split, scorer
+        self.estimator, self.data, self.scorer = estimator, data, scorer
         self.max_iter, self.classes, self.checkpoints = max_iter, classes, checkpoints
-        self.fit_params = fit_params
 
     def __call__(self, params: dict[str, Any]) -> dict[str, float]:
-        X, y = self.data.get()
-        train, test = self.split
-        X_train, y_train, X_test, y_test = (
-            _take(X, train),
-            _take(y, train),
-            _take(X, test),
-            _take(y, test),
-        )
-        kwargs = dict(self.fit_params)
+        data: _Data = self.data.get()
+        train, test = data.splits[0]
+        X_train, y_train, kwargs = data.rows(train)
+        X_test, y_test, _ = data.rows(test)
         if self.classes is not None:
             kwargs["classes"] = self.classes
         state = ah.restore()  # a paused trial resumes (or PBT copies) from its checkpoint
@@ -323,6 +346,16 @@ class AsyncSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc]
             isinstance(self.n_trials, int) and self.n_trials >= 1
         ):
             raise ValueError(f"n_trials must be an integer >= 1, got {self.n_trials!r}")
+        if not isinstance(self.refit, bool):
+            raise ValueError(
+                f"refit must be True or False (one metric, so nothing to choose), got "
+                f"{self.refit!r}"
+            )
+        if isinstance(self.scoring, (list, tuple, set, dict)):
+            raise ValueError(
+                f"scoring must be one metric (a name or a scorer), got {self.scoring!r}: "
+                "the study optimizes one; log the others from a scorer of your own"
+            )
         space, epochs = self._space(), self._epochs()
         X, y, groups = indexable(X, y, groups)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
@@ -341,18 +374,17 @@ class AsyncSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc]
             scheduler=copy.deepcopy(self.scheduler),
             checkpoint_dir=self.checkpoint_dir,
         )
+        everything = _Data(X, y, splits, fit_params)
         data: _Shared | _Local = (
-            _Shared(self.client, (X, y)) if self.client is not None else _Local((X, y))
+            _Shared(self.client, everything) if self.client is not None else _Local(everything)
         )
         objective: _CrossValidate | _Incremental
         if epochs is None:
-            objective = _CrossValidate(self.estimator, data, splits, scorer, fit_params)
+            objective = _CrossValidate(self.estimator, data, scorer)
         else:
             classes = np.unique(y) if is_classifier(self.estimator) else None
             pauses = bool(self.scheduler.pauses or self.scheduler.needs_checkpoints)
-            objective = _Incremental(
-                self.estimator, data, splits[0], scorer, epochs, classes, pauses, fit_params
-            )
+            objective = _Incremental(self.estimator, data, scorer, epochs, classes, pauses)
         try:
             study.optimize(
                 objective,
