@@ -162,6 +162,18 @@ def test_the_arguments_and_the_trainer_are_checked():
     two = make_trainer(AsynchpoCallback(), AsynchpoCallback("train_loss"), epochs=1)
     with pytest.raises(ValueError, match="2 AsynchpoCallback"):
         fit(two, Regression(0.1), TRAIN, VAL)
+    callback = AsynchpoCallback()
+    ddp = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        callbacks=[callback],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(ValueError, match="a trial trains in one process, got a trainer of 2"):
+        callback.on_fit_start(ddp, Regression(0.1))
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ def test_a_pipeline_is_tuned_on_a_local_cluster_like_randomized_search(digits, c
     ).fit(X, y)
     ours, ref = pd.DataFrame(search.cv_results_), pd.DataFrame(theirs.cv_results_)
     assert list(ours.columns) == list(ref.columns)
+    assert dict(ours.dtypes) == dict(ref.dtypes)
     assert len(ours) == 12 and ours["rank_test_score"].min() == 1
     assert search.best_score_ == ours["mean_test_score"].max()
     assert search.best_params_ == ours.loc[ours["rank_test_score"].idxmin(), "params"]
@@ -194,6 +195,10 @@ def test_an_incremental_search_refuses_what_cannot_work_before_any_trial(digits)
         AsyncSearchCV(_sgd(), INCREMENTAL, max_iter=5).fit(X, y)
     with pytest.raises(ValueError, match=r"max_iter \(5\) is below the scheduler's max_resource"):
         AsyncSearchCV(_sgd(), INCREMENTAL, scheduler=asha, max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match="max_iter: give the epochs a trial runs to"):
+        AsyncSearchCV(_sgd(), INCREMENTAL, scheduler=ah.MedianStopping()).fit(X, y)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 'ten'"):
+        AsyncSearchCV(_sgd(), INCREMENTAL, scheduler=ah.MedianStopping(), max_iter="ten").fit(X, y)
     with pytest.raises(TypeError, match="scheduler must be an asynchpo scheduler"):
         AsyncSearchCV(_sgd(), INCREMENTAL, scheduler="asha").fit(X, y)
 

@@ -97,6 +97,12 @@ class AsynchpoCallback(pl.Callback):
         self._restored = state_dict.get("configured")
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size > 1:
+            raise ValueError(
+                f"AsynchpoCallback: a trial trains in one process, got a trainer of "
+                f"{trainer.world_size} processes (strategy {type(trainer.strategy).__name__}); "
+                "give each trial one device and let the study run trials side by side"
+            )
         self.stopped = None
         # before Lightning loads the optimizers' state from a checkpoint, if it does
         self._configured = [

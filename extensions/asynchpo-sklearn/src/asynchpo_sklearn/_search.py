@@ -329,9 +329,17 @@ class AsyncSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc]
             )
         top = getattr(self.scheduler, "max_resource", None)
         epochs = self.max_iter if self.max_iter is not None else top
-        if epochs is None or isinstance(epochs, bool) or not float(epochs).is_integer():
-            raise ValueError(f"max_iter must be an integer >= 1, got {epochs!r}")
-        if int(epochs) < 1:
+        if epochs is None:
+            raise ValueError(
+                f"max_iter: give the epochs a trial runs to ({type(self.scheduler).__name__} "
+                "has no max_resource to take them from)"
+            )
+        if (
+            isinstance(epochs, bool)
+            or not isinstance(epochs, (int, float))
+            or not float(epochs).is_integer()
+            or int(epochs) < 1
+        ):
             raise ValueError(f"max_iter must be an integer >= 1, got {epochs!r}")
         if top is not None and int(epochs) < top:
             raise ValueError(
@@ -423,8 +431,9 @@ class AsyncSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc]
             self.refit_time_ = time.perf_counter() - t0
             if hasattr(model, "classes_"):
                 self.classes_ = model.classes_
-            if hasattr(model, "n_features_in_"):
-                self.n_features_in_ = model.n_features_in_
+            for name in ("n_features_in_", "feature_names_in_"):
+                if hasattr(model, name):
+                    setattr(self, name, getattr(model, name))
         return self
 
     def __sklearn_tags__(self) -> Any:
@@ -502,6 +511,13 @@ def _cv_results(
     for key in ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"):
         out[key] = column(key)
     for name in space:
+        values = [t.params.get(name) for t in trials]
+        numbers = all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values
+        )
+        if numbers and values:  # as scikit-learn >= 1.5: a numeric dtype where it can
+            out[f"param_{name}"] = np.ma.MaskedArray(np.array(values), mask=False)
+            continue
         param = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
         for i, t in enumerate(trials):
             if name in t.params:
