@@ -89,8 +89,11 @@ def test_the_data_goes_to_the_workers_once_not_with_every_trial(digits, client):
     assert not client.who_has([shared.future])[shared.key].count(late)
     got = client.submit(lambda s: s.get().y.sum(), back, workers=[late], pure=False).result()
     assert got == y.sum()
+    held = client.run(lambda: sorted(_Shared._fetched))
+    assert held[late] == [shared.key]  # the late worker keeps the copy it fetched
     shared.release()
     assert shared.name not in client.list_datasets()
+    assert all(keys == [] for keys in client.run(lambda: sorted(_Shared._fetched)).values())
     client.cluster.scale(2)
 
 

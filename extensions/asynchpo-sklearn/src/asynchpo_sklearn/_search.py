@@ -76,11 +76,19 @@ class _Shared:
             return _Shared._fetched[self.key]
 
     def release(self) -> None:
-        """Unpublish and forget the data (on the client, after the search)."""
+        """Unpublish and forget the data, here and on the workers that fetched a copy
+        (on the client, after the search)."""
         if self.client is not None:
             self.client.unpublish_dataset(self.name)
+            self.client.run(_Shared.forget, self.key)
             self.future.release()
             self.client = self.future = None
+
+    @staticmethod
+    def forget(key: str) -> None:
+        """On a worker: drop the copy of ``key`` it fetched, if it has one."""
+        with _Shared._fetching:
+            _Shared._fetched.pop(key, None)
 
 
 class _Local:
