@@ -35,7 +35,7 @@ def sampler(name: str) -> BaseSampler:
 
     Raises:
         ValueError: No installed package registered ``name`` (the message lists those
-            that are); or its factory did not return a sampler.
+            that are); or its factory failed, or did not return a sampler.
     """
     found = installed(SAMPLERS)
     if name not in found:
@@ -45,7 +45,13 @@ def sampler(name: str) -> BaseSampler:
             f"({known}), got {short(name)}"
         )
     ep = found[name]
-    made = ep.load()()
+    try:
+        made = ep.load()()
+    except Exception as error:  # a broken or half-installed extension
+        raise ValueError(
+            f"sampler {name!r}: the entry point {ep.value!r} of {_package(ep)} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     if not isinstance(made, BaseSampler):
         raise ValueError(
             f"sampler {name!r}: the entry point {ep.value!r} of {_package(ep)} returned "

@@ -19,6 +19,7 @@ def registered(monkeypatch):
     points = [
         EntryPoint("seeded-random", "asynchpo:RandomSampler", extensions.SAMPLERS),
         EntryPoint("not-a-sampler", "builtins:dict", extensions.SAMPLERS),
+        EntryPoint("not-installed", "asynchpo_nowhere:make", extensions.SAMPLERS),
         EntryPoint("other-group", "asynchpo:GPSampler", "somewhere.else"),
     ]
 
@@ -36,10 +37,12 @@ def test_a_study_takes_a_registered_sampler_by_its_name(registered):
 
 
 def test_an_unknown_or_broken_sampler_name_is_refused_naming_what_is_installed(registered):
-    with pytest.raises(ValueError, match=r"installed sampler \('not-a-sampler', 'seeded-random'"):
+    with pytest.raises(ValueError, match=r"sampler \('not-a-sampler', 'not-installed', 'seeded"):
         ah.Study({"x": ah.Float(0.0, 1.0)}, sampler="seeded-randon")
     with pytest.raises(ValueError, match=r"'builtins:dict' .* returned dict, not a BaseSampler"):
         ah.Study({"x": ah.Float(0.0, 1.0)}, sampler="not-a-sampler")
+    with pytest.raises(ValueError, match=r"'asynchpo_nowhere:make' .* failed: ModuleNotFoundError"):
+        ah.Study({"x": ah.Float(0.0, 1.0)}, sampler="not-installed")
 
 
 def test_the_command_line_lists_the_installed_extensions(registered, capsys):
@@ -47,7 +50,11 @@ def test_the_command_line_lists_the_installed_extensions(registered, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["group", "name", "package"]
     names = [line.split()[1] for line in out[2:]]
-    assert names == ["not-a-sampler", "seeded-random"]  # only the groups the core reads
+    assert names == [
+        "not-a-sampler",
+        "not-installed",
+        "seeded-random",
+    ]  # only the groups the core reads
 
 
 def test_nothing_registered_is_said_so(monkeypatch, capsys):

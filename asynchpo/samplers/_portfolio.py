@@ -36,14 +36,14 @@ class PortfolioSampler(BaseSampler):
     A share ``lead`` of the suggestions goes to the first member whatever the bandit says,
     the rest to the bandit's choice (the first member included), and once ``explorers``
     trials of the other members are in flight, the next suggestions go to the first member
-    too. A
-    model-based method needs a run of its own suggestions to converge, which a bandit over
-    a few dozen results rarely grants it, least of all when many workers spend the budget
-    in a few batches; the lead keeps that run going while a few workers bring in the points
-    the model would not have tried.
+    too. A model-based method needs a run of its own suggestions to converge, which a
+    bandit over a few dozen results rarely grants it, least of all when many workers spend
+    the budget in a few batches; the lead keeps that run going while a few workers bring in
+    the points the model would not have tried.
 
     Given no members, it builds the default portfolio: :class:`~asynchpo.GPSampler` (the
-    lead, with half the suggestions unless ``lead`` says otherwise),
+    lead, with half the suggestions and all but two of the trials in flight, unless
+    ``lead`` and ``explorers`` say otherwise),
     :class:`~asynchpo.EnsembleSampler`, :class:`~asynchpo.CMAESSampler`,
     :class:`~asynchpo.TPESampler` and :class:`~asynchpo.RandomSampler`. ``ah.Study(...,
     sampler="auto")`` uses it.

@@ -211,15 +211,20 @@ def test_pruned_trials_stop_their_fit_cleanly_and_are_recorded_pruned(scheduler,
         assert type(fit_["stopped"]) is ah.Pruned and f"at step {steps[-1]}" in str(fit_["stopped"])
 
 
-def test_a_paused_trial_goes_on_from_its_checkpoint_as_if_never_paused(tmp_path):
-    seen = {}
-    study = ah.Study(
+def _pausing_study(folder):
+    """A study whose ASHA pauses trials at each rung and resumes the best from checkpoints."""
+    return ah.Study(
         SPACE,
         objective="val_loss",
         sampler=ah.RandomSampler(seed=0),
         scheduler=ah.ASHA(max_resource=EPOCHS, reduction_factor=3, mode="promotion"),
-        checkpoint_dir=tmp_path,
+        checkpoint_dir=folder,
     )
+
+
+def test_a_paused_trial_goes_on_from_its_checkpoint_as_if_never_paused(tmp_path):
+    seen = {}
+    study = _pausing_study(tmp_path)
     logged = []
     handler = logging.Handler()
     handler.emit = lambda record: logged.append(record.getMessage())
@@ -256,13 +261,7 @@ def test_a_paused_trial_goes_on_from_its_checkpoint_as_if_never_paused(tmp_path)
 
 
 def test_a_resumed_trial_refuses_a_plain_trainer_fit_that_would_start_over(tmp_path):
-    study = ah.Study(
-        SPACE,
-        objective="val_loss",
-        sampler=ah.RandomSampler(seed=0),
-        scheduler=ah.ASHA(max_resource=EPOCHS, reduction_factor=3, mode="promotion"),
-        checkpoint_dir=tmp_path,
-    )
+    study = _pausing_study(tmp_path)
     study.optimize(
         training(checkpoint=True, plain=True), n_trials=6, max_concurrent=2, progress=False
     )

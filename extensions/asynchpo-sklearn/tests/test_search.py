@@ -92,7 +92,7 @@ def test_the_data_goes_to_the_workers_once_not_with_every_trial(digits, client):
     held = client.run(lambda: sorted(_Shared._fetched))
     assert held[late] == [shared.key]  # the late worker keeps the copy it fetched
     shared.release()
-    assert shared.name not in client.list_datasets()
+    assert shared.key not in client.list_datasets()
     assert all(keys == [] for keys in client.run(lambda: sorted(_Shared._fetched)).values())
     client.cluster.scale(2)
 

@@ -49,16 +49,14 @@ class _Shared:
 
     def __init__(self, client: Any, value: Any):
         [self.future] = client.scatter([value], broadcast=True, hash=False)
-        self.key = self.name = str(self.future.key)
-        self.client = client
-        client.publish_dataset(self.future, name=self.name)
+        self.key, self.client = str(self.future.key), client
+        client.publish_dataset(self.future, name=self.key)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"key": self.key}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.key = self.name = state["key"]
-        self.future = self.client = None
+        self.key, self.future, self.client = state["key"], None, None
 
     def get(self) -> Any:
         from distributed import get_worker, worker_client
@@ -70,7 +68,7 @@ class _Shared:
         with _Shared._fetching:  # one fetch per worker, whatever runs in its threads
             if self.key not in _Shared._fetched:
                 with worker_client() as client:
-                    value = client.get_dataset(self.name).result()
+                    value = client.get_dataset(self.key).result()
                 _Shared._fetched.clear()
                 _Shared._fetched[self.key] = value
             return _Shared._fetched[self.key]
@@ -79,7 +77,7 @@ class _Shared:
         """Unpublish and forget the data, here and on the workers that fetched a copy
         (on the client, after the search)."""
         if self.client is not None:
-            self.client.unpublish_dataset(self.name)
+            self.client.unpublish_dataset(self.key)
             self.client.run(_Shared.forget, self.key)
             self.future.release()
             self.client = self.future = None
