@@ -61,6 +61,7 @@ exclude_patterns = [
 # repository; each build copies or includes them afresh (the generated files are ignored
 # by git, see docs/.gitignore).
 
+#: The tutorials' reading order (a notebook not named here comes after them).
 NOTEBOOKS = ["quickstart", "early-stopping", "async-vs-sync", "resume-after-crash", "hpc-slurm"]
 #: Notebooks that need what a documentation build does not have, and the note their page
 #: shows under the title.
@@ -108,7 +109,9 @@ def _clean(folder: Path, keep: set[str]) -> None:
 
 def _generate() -> None:
     tutorials = DOCS / "tutorials"
-    names = [n for n in NOTEBOOKS if (ROOT / "notebooks" / f"{n}.ipynb").exists()]
+    # the reading order first, then any notebook it does not name yet
+    found = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    names = [n for n in NOTEBOOKS if n in found] + sorted(found - set(NOTEBOOKS))
     _clean(tutorials, {f"{n}.ipynb" for n in names})
     for name in names:
         source, target = ROOT / "notebooks" / f"{name}.ipynb", tutorials / f"{name}.ipynb"
