@@ -752,7 +752,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, skipped: dict[s
                 f"| {_f(eqt[1], '.4f')} [{_f(eqt[0], '.3f')}, {_f(eqt[2], '.3f')}] "
                 f"| {_f(trials, '.0f')} | {secs:.1f} |"
             )
-        lines.append("")
+        lines += [*verdicts(by, target, t_eq, epochs_budget), ""]
     lines += ["## Methods", ""] + [
         f"- `{m}`: {DESCRIBE[m]}" for m in METHODS if any(r["method"] == m for r in runs)
     ]
@@ -765,6 +765,51 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, skipped: dict[s
         figure(runs, groups, args.out / "mf_compare.html", args.command)
     except ImportError as exc:  # the environment that runs syne-tune 0.13 has no matplotlib
         print(f"no figure: {exc}")
+
+
+#: Syne Tune's model-based multi-fidelity methods, as this benchmark runs them
+MODEL_BASED_PEERS = ("syne-bohb", "syne013-mobster", "syne013-hypertune")
+
+
+def verdicts(
+    by: dict[str, list[dict[str, Any]]], target: float, t_eq: float, epochs_budget: int
+) -> list[str]:
+    """The done-when lines of one group: `ah-asha-gp` against the full-budget reference (a
+    third of its epochs) and, at equal virtual time, against the peers' methods."""
+    ours = by.get("ah-asha-gp")
+    if not ours:
+        return []
+    out = []
+    if REFERENCE in by:
+        e = _q([epochs_to(r["points"], target) for r in ours])[1]
+        third = epochs_budget / 3
+        out.append(
+            f"- `ah-asha-gp` reaches `{REFERENCE}`'s final regret ({_f(target, '.4g')}) after "
+            f"{_f(e, '.0f')} epochs (median), at most a third of the budget ({third:.0f}): "
+            + ("holds" if e <= third else "fails")
+        )
+
+    def at_eq(m: str) -> float:
+        return _q([best_at(r["points"], t_eq, 2, by=1) for r in by[m]])[1]
+
+    mine = at_eq("ah-asha-gp")
+    for peer in ("optuna-tpe-hyperband", "syne-asha"):
+        if peer in by:
+            theirs = at_eq(peer)
+            verdict = "holds" if mine < theirs - 1e-12 else "fails"
+            out.append(
+                f"- at equal time, `ah-asha-gp` {mine:.4f} lower than `{peer}` {theirs:.4f}: "
+                + verdict
+            )
+    ran = [m for m in MODEL_BASED_PEERS if m in by]
+    if ran:
+        best = min(ran, key=at_eq)
+        verdict = "holds" if mine <= at_eq(best) + 1e-12 else "fails"
+        out.append(
+            f"- at equal time, `ah-asha-gp` {mine:.4f} at most the best model-based Syne Tune "
+            f"method run here (`{best}` {at_eq(best):.4f}; run: {', '.join(ran)}): {verdict}"
+        )
+    return ["Verdicts:", "", *out] if out else []
 
 
 def _versions() -> dict[str, str]:
