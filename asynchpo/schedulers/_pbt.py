@@ -33,8 +33,9 @@ class PBT(BaseScheduler):
     Args:
         perturbation_interval: Resource between two looks at a trial.
         resource: ``"step"``, or the reported metric that measures progress.
-        quantile: The share of the population copied from (the best) and replaced (the
-            worst), in ``(0, 0.5]``.
+        quantile: The share of the population (the trials running) copied from (the
+            best) and replaced (the worst), in ``(0, 0.5]``: rounded up, at most half, so
+            that two running trials are enough for one to be copied.
         resample_probability: Chance that a parameter is drawn anew rather than perturbed.
         perturb: The factors a number is multiplied by, one drawn at random (a categorical
             moves to a neighbouring choice; an integer too small to move by a factor, by
@@ -117,12 +118,18 @@ class PBT(BaseScheduler):
         self._looked[n] = progress.resource
         self._score[n] = loss
         ranked = self._ranked()
-        k = math.floor(len(ranked) * self.quantile)
+        k = self._share(len(ranked))
         if k < 1 or n not in ranked[-k:]:
             return Decision.CONTINUE
         self._wanted.append(n)  # makes way for a copy of one of the best
         self._alive.discard(n)
         return Decision.STOP
+
+    def _share(self, n: int) -> int:
+        """How many of ``n`` ranked trials are the best (and the worst) ``quantile``: rounded
+        up, so that a population of two or three running trials has one of each, and never
+        more than half (one running trial has neither)."""
+        return min(math.ceil(n * self.quantile - 1e-9), n // 2)
 
     def _ranked(self) -> list[int]:
         """The trials running with a score, best first."""
@@ -165,7 +172,7 @@ class PBT(BaseScheduler):
         if not self._wanted:
             return None
         ranked = self._ranked()
-        k = math.floor(len(ranked) * self.quantile)
+        k = self._share(len(ranked))
         best = [m for m in ranked[: max(k, 1)] if self._can_give(m)]
         if not best:
             return None  # none has training left to share: the sampler fills the slot

@@ -283,6 +283,19 @@ def test_pbt_copies_a_better_trial_from_its_checkpoint(tmp_path):
     assert [t.params for t in _pbt_study().trials] == [t.params for t in study.trials]
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_pbt_with_two_or_three_trials_running_still_copies_the_better(workers):
+    # a quarter of two or three running trials, rounded up: one is copied, one replaced
+    study = ah.Study(
+        SPACE, sampler=ah.RandomSampler(seed=0), scheduler=ah.PBT(perturbation_interval=5)
+    )
+    backend = ah.SimulatedBackend(n_workers=workers, step_duration=1.0, seed=0)
+    study.optimize(lineage, n_trials=12, backend=backend, progress=False)
+    copies = [t for t in study.trials if t.parent is not None]
+    assert copies, "no trial was copied"
+    assert all(c.reports[0].step > 1 for c in copies if c.reports)  # from the checkpoint
+
+
 def test_pbt_without_checkpoints_says_so():
     def no_checkpoints(params):
         for epoch in range(1, 31):
