@@ -222,6 +222,7 @@ class Study:
         self.name, self.sampler, self.scheduler = journal.name, sampler, scheduler
         #: Where trials' checkpoints go (see ``checkpoint_dir``).
         self.checkpoint_dir = _checkpoint_dir(checkpoint_dir, journal)
+        self._checkpoint_dir_given = checkpoint_dir is not None
         self._journal = journal
         self._suggester = Suggester(journal, sampler)
         self._widget: StudyWidget | None = None
@@ -595,6 +596,7 @@ class Study:
                 from asynchpo._checkpoint import check_writable
 
                 check_writable(self.checkpoint_dir)
+        self._check_checkpoints_found()
         if self._driver is not None:
             raise RuntimeError(f"study {self.name!r} is already running an optimize call")
         return Driver(
@@ -607,6 +609,32 @@ class Study:
             self.scheduler,
             self.checkpoint_dir,
         )
+
+    def _check_checkpoints_found(self) -> None:
+        """Before a run: the trials it would resume from their checkpoints (interrupted;
+        paused, with a scheduler to resume them) must find some of them under the default
+        ``checkpoint_dir``, not fail one by one because the study ran with another folder.
+        A folder given explicitly is taken at its word (its files may be gone for good)."""
+        if self._checkpoint_dir_given:
+            return
+        states = [TrialState.INTERRUPTED]
+        if self.scheduler is not None:
+            states.append(TrialState.PAUSED)
+
+        def waiting(s: Any) -> dict[int, str]:
+            out = {}
+            for state in states:
+                for number in s.numbers(state):
+                    cp = s.checkpoint_of(number)
+                    if cp is not None and cp.get("name"):
+                        out[number] = cp["name"]
+            return out
+
+        found = self._journal.query(waiting)
+        if found:
+            from asynchpo._checkpoint import check_found
+
+            check_found(self.checkpoint_dir, found)
 
     def _launch(self, driver: Driver, progress: bool | None, *, same_loop: bool = False) -> Run:
         bar = None

@@ -100,6 +100,41 @@ def test_a_paused_trial_resumes_from_its_checkpoint(tmp_path):
     assert 0 < len(files) <= 2 * sum(t.attempts + 1 for t in study.trials)
 
 
+def test_a_study_loaded_without_the_checkpoint_folder_it_ran_with_says_so(tmp_path):
+    folder = tmp_path / "elsewhere"
+    study = ah.Study(
+        SPACE,
+        sampler=ah.RandomSampler(seed=1),
+        scheduler=ah.ASHA(EPOCHS, mode="promotion"),
+        storage=tmp_path / "s.db",
+        name="s",
+        checkpoint_dir=folder,
+    )
+    backend = ah.SimulatedBackend(n_workers=4, step_duration=1.0, seed=0)
+    study.optimize(curve, n_trials=12, backend=backend, progress=False)
+    paused = {t.number: len(t.reports) for t in study.get_trials([ah.TrialState.PAUSED])}
+    assert paused
+
+    def load(**kw):
+        return ah.Study.load(
+            "s", tmp_path / "s.db", sampler=ah.RandomSampler(seed=1),
+            scheduler=ah.ASHA(EPOCHS, mode="promotion"), **kw,
+        )  # fmt: skip
+
+    lost = load()  # the default folder, beside the storage: not where the checkpoints are
+    with pytest.raises(ValueError, match=r"checkpoint_dir: \d+ trial\(s\) wait to go on"):
+        lost.optimize(curve, n_trials=4, backend=backend, progress=False)
+    assert {t.number for t in lost.get_trials([ah.TrialState.PAUSED])} == set(paused)  # none ran
+    # with the folder, they go on from their checkpoints
+    found = load(checkpoint_dir=folder)
+    found.optimize(curve, n_trials=24, backend=backend, progress=False)
+    again = [t for t in found.trials if t.number in paused]
+    assert not any(t.state == ah.TrialState.FAILED for t in again)
+    assert any(len(t.reports) > paused[t.number] for t in again)  # trained on
+    # without a scheduler, paused trials stay paused: nothing to look for
+    ah.Study.load("s", tmp_path / "s.db", sampler=ah.RandomSampler(seed=1))
+
+
 def test_a_checkpoint_that_changed_on_disk_is_never_unpickled(tmp_path):
     study, _ = _run(ah.ASHA(EPOCHS, mode="promotion"), tmp_path, "c", n_trials=12)
     paused = study.get_trials([ah.TrialState.PAUSED])
