@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -174,7 +175,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     header = ("#", "state", _fmt(summary.objective), *map(_fmt, names))
     rows = [(*header, "step", "duration", "worker", "reason")]
     for t in trials:
-        error = (t.error or "").strip().splitlines()
+        reason = _reason(t.error or "")
         rows.append(
             (
                 str(t.number),
@@ -184,11 +185,24 @@ def cmd_show(args: argparse.Namespace) -> int:
                 _fmt(t.reports[-1].step) if t.reports else "",
                 _fmt(t.duration),
                 _fmt(t.worker or ""),
-                _fmt(error[-1][:60]) if error else "",
+                _fmt(reason[:60]),
             )
         )
     _table(rows)
     return 0
+
+
+def _reason(error: str) -> str:
+    """The line of a failed trial's error that says what happened: in a traceback, the
+    exception's first line (its type and message) after the last frame; else the first."""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    if not frames:
+        return lines[0].strip() if lines else ""
+    i = frames[-1] + 1
+    while i < len(lines) and lines[i].startswith("    "):  # the frame's code and carets
+        i += 1
+    return lines[i].strip() if i < len(lines) else lines[-1].strip()
 
 
 def cmd_extensions(args: argparse.Namespace) -> int:
@@ -281,6 +295,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush at exit does
+    not fail again on the closed pipe (as Python's documentation on SIGPIPE advises)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file (tests, notebooks)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asynchpo`` command.
 
@@ -296,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always")
         try:
             result: int = args.func(args)
+        except BrokenPipeError:  # the reader left (``| head``): nothing is wrong with the file
+            _quiet_stdout()
+            return 1
         except StudyInUseError as error:
             _say(str(error))
             return 1

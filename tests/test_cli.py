@@ -90,6 +90,33 @@ def test_show_sorts_and_filters(db, capsys):
     assert len(rows) == 1 and rows[0].split()[:2] == ["2", "failed"]
 
 
+def test_the_reason_of_a_failure_is_its_exception_line(tmp_path, capsys):
+    def fails(params):
+        raise ValueError("bad x\nsecond line")
+
+    study = ah.Study(ah.Space(x=ah.Float(0, 1)), storage=tmp_path / "f.db", name="f")
+    study.optimize(fails, n_trials=1, progress=False)
+    assert main(["show", str(tmp_path / "f.db"), "f"]) == 0
+    row = capsys.readouterr().out.splitlines()[3]
+    assert row.endswith("ValueError: bad x"), row
+    study.tell(study.ask(), error="CUDA out of memory\nat step 3")  # not a traceback
+    assert main(["show", str(tmp_path / "f.db"), "f"]) == 0
+    assert capsys.readouterr().out.splitlines()[4].endswith("CUDA out of memory")
+
+
+def test_a_reader_that_leaves_early_is_not_a_bad_file(db, capsys, monkeypatch):
+    class Closed:  # what `asynchpo show ... | head` writes to once head has left
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr("sys.stdout", Closed())
+    assert main(["show", str(db), "mlp"]) == 1
+    assert capsys.readouterr().err == ""  # not "asynchpo: runs.db: BrokenPipeError ..."
+
+
 def test_looking_changes_nothing_and_escapes_control_characters(db, capsys):
     study = ah.Study.load("mlp", storage=db)
     study.tell(study.get_trials(["interrupted"])[0], error="\x1b]0;owned\x07\x1b[2J boom")
