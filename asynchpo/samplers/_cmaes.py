@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +87,8 @@ class CMAESSampler(BaseSampler):
             raise ValueError(f"sigma0 must be in (0, 1] (a step in the unit cube), got {sigma0!r}")
         if popsize is not None and not (isinstance(popsize, int) and popsize >= 2):
             raise ValueError(f"popsize must be an int >= 2, got {popsize!r}")
+        if x0 is not None and not isinstance(x0, Mapping):
+            raise TypeError(f"x0 must be a dict of parameters, got {type(x0).__name__}")
         if restart not in _RESTARTS:
             raise ValueError(f"restart must be one of {list(_RESTARTS)}, got {restart!r}")
         self.seed = (
@@ -219,11 +221,13 @@ class CMAESSampler(BaseSampler):
         if first:
             self._base = self.popsize or 4 + math.floor(3 * math.log(d))
             self._large = 0
-            mean = (
-                np.clip(history.space.encode(history.space.check(self.x0)), 0.0, 1.0)
-                if self.x0 is not None
-                else np.full(d, 0.5)
-            )
+            mean = np.full(d, 0.5)
+            if self.x0 is not None:
+                try:  # the space is known only now, at the first suggestion of a study
+                    checked = history.space.check(self.x0)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"CMAESSampler(x0=...): {exc}") from None
+                mean = np.clip(history.space.encode(checked), 0.0, 1.0)
             return self._make(mean, self.sigma0, self._base, "large")
         rng = np.random.default_rng([self.seed, self._restarts, 7])
         mean = rng.random(d)

@@ -134,5 +134,9 @@ def test_bad_arguments_are_refused_naming_them(kwargs, match):
 
 def test_a_bad_x0_is_refused_naming_the_parameter():
     sampler = CMAESSampler(x0={"a": 5.0, "b": 0.0, "c": 0.0})
-    with pytest.raises(ValueError, match="a"):
+    with pytest.raises(ValueError, match=r"CMAESSampler\(x0=\.\.\.\): .*'a'"):
         sampler.suggest(_history(np.empty((0, 3)), []), np.empty((0, 3)), 1)
+    with pytest.raises(ValueError, match=r"CMAESSampler\(x0=\.\.\.\): .*'y'"):
+        CMAESSampler(x0={"y": 0.0}).suggest(_history(np.empty((0, 3)), []), np.empty((0, 3)), 1)
+    with pytest.raises(TypeError, match="x0 must be a dict of parameters, got list"):
+        CMAESSampler(x0=[0.5, 0.5])  # type: ignore[arg-type]
