@@ -68,6 +68,13 @@ class PBT(BaseScheduler):
             None if max_resource is None else check_number("max_resource", max_resource, above=0)
         )
         self.interval = check_number("perturbation_interval", perturbation_interval, above=0)
+        if self.max_resource is not None and self.max_resource < 2 * self.interval:
+            raise ValueError(
+                f"max_resource must be at least twice perturbation_interval (a trial is first "
+                f"looked at after one interval, and a copy needs one more to train), got "
+                f"max_resource={short(max_resource)}, "
+                f"perturbation_interval={short(perturbation_interval)}"
+            )
         self.quantile = check_number("quantile", quantile, above=0)
         if self.quantile > 0.5:
             raise ValueError(f"quantile must be in (0, 0.5], got {short(quantile)}")

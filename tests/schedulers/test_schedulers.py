@@ -150,6 +150,8 @@ def test_pbt_replaces_the_worst_with_a_perturbed_copy_of_one_of_the_best():
         ({"perturbation_interval": 2, "perturb": ()}, "perturb"),
         ({"perturbation_interval": 2, "perturb": (0.8, -1)}, "perturb"),
         ({"perturbation_interval": 2, "seed": 1.5}, "seed"),
+        ({"perturbation_interval": 4, "max_resource": 2}, "max_resource must be at least twice"),
+        ({"perturbation_interval": 4, "max_resource": 7}, "perturbation_interval=4"),
     ],
 )
 def test_pbt_refuses_bad_arguments_naming_them(kwargs, named):
