@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asynchpo._checks import short
 from asynchpo.events import (
     Event,
     TrialAsked,
@@ -64,6 +65,7 @@ class Scheduling:
         self._decided: dict[int, Decision] = {}  # stopped or paused, until it starts again
         self.paused: set[int] = set()
         self.missing: str | None = None  # what the reports lacked, once said
+        self._said_text = False  # an objective reported as text, said once
         self.decisions: list[tuple[int, Decision, int]] = []  # (trial, decision, step)
         self.error: BaseException | None = None  # the scheduler's own, raised by the driver
         self.journal = journal
@@ -174,6 +176,9 @@ class Scheduling:
         loss = None if value is None else self.sign * value
         if value is None and self.objective in event.metrics:
             loss = math.inf  # a diverged trial (NaN or inf is kept as None): the worst
+            raw = event.metrics[self.objective]
+            if raw is not None:  # text (or a bool): not a diverged number, a mistake
+                self._say_not_number(event, raw)
         elif value is None:
             self._say_missing(event, f"the objective {self.objective!r}")
         progress = Progress(
@@ -204,6 +209,18 @@ class Scheduling:
             f"(it holds {names}); the scheduler leaves such trials running"
         )
         warnings.warn(self.missing, SchedulerWarning, stacklevel=2)
+
+    def _say_not_number(self, event: TrialReported, raw: object) -> None:
+        if self.replaying or self._said_text:
+            return
+        self._said_text = True
+        text = (
+            f"study {self.name!r}: trial {event.number} reported the objective "
+            f"{self.objective!r} as {short(raw)} at step {event.step}, not a number; "
+            f"{type(self.scheduler).__name__} takes such a report as the worst"
+        )
+        self.missing = self.missing or text
+        warnings.warn(text, SchedulerWarning, stacklevel=2)
 
     def decided(self, number: int) -> Decision | None:
         """What the scheduler decided about trial ``number``, if it stands."""

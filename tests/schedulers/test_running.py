@@ -167,6 +167,24 @@ def test_a_resource_no_report_holds_is_said_once(tmp_path):
     assert len(study.get_trials([ah.TrialState.COMPLETE])) == 4  # left running, not stopped
 
 
+def test_an_objective_reported_as_text_is_said_once_and_judged_the_worst():
+    def text_sometimes(params):
+        for epoch in range(1, EPOCHS + 1):
+            ah.report(epoch, value="abc" if params["x"] > 0.5 else params["x"] + 1 / epoch)
+        return params["x"]
+
+    study = ah.Study(SPACE, sampler=ah.RandomSampler(seed=0), scheduler=ah.ASHA(EPOCHS))
+    backend = ah.SimulatedBackend(n_workers=2, step_duration=1.0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        study.optimize(text_sometimes, n_trials=12, backend=backend, progress=False)
+    said = [str(w.message) for w in seen if issubclass(w.category, SchedulerWarning)]
+    assert len(said) == 1, said
+    assert "reported the objective 'value' as 'abc'" in said[0] and "not a number" in said[0]
+    texts = [t for t in study.trials if t.params["x"] > 0.5]
+    assert texts and texts[0].reports[0].metrics["value"] == "abc"  # kept as it came
+
+
 class Logged(ah.ASHA):
     """ASHA that prints every call it gets, as JSON lines."""
 
