@@ -125,29 +125,28 @@ def copy(root: str, name: str, sha256: str, number: int) -> dict[str, str]:
     return {"name": mine, "sha256": sha256}
 
 
-def exists(root: str, name: str) -> bool:
-    """Whether checkpoint ``name`` is under ``root`` (False where it cannot be looked at)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        return False
-    try:
-        fs, base = _fs(root)
-        return bool(fs.exists(f"{base}/{name}"))
-    except Exception:  # an unreachable file system: as good as missing
-        return False
-
-
 def check_found(root: str, waiting: dict[int, str]) -> None:
     """``ValueError`` naming ``checkpoint_dir`` when trials are waiting to go on from
     checkpoints (``waiting``: trial number -> checkpoint name) and none of them is under
-    ``root``: the study was run with another folder. (Some missing: those trials fail as
-    they resume, the others go on.)"""
-    if not waiting or any(exists(root, name) for name in waiting.values()):
+    ``root``: the study was run with another folder, or the files are gone. (Some missing:
+    those trials fail as they resume, the others go on.) At most the 20 newest are looked
+    for, one call each, after one look at the folder itself, so that a study of thousands
+    of paused trials on a remote file system starts at once."""
+    if not waiting:
         return
+    fs, base = _fs(root)
+    if fs.exists(base):
+        newest = sorted(waiting, reverse=True)[:20]
+        names = [waiting[n] for n in newest if _NAME.fullmatch(waiting[n])]
+        if any(fs.exists(f"{base}/{name}") for name in names):
+            return
     number, name = next(iter(waiting.items()))
     raise ValueError(
         f"checkpoint_dir: {len(waiting)} trial(s) wait to go on from checkpoints, and none "
         f"is under the default folder {root!r} (trial {number}'s is {name!r}); give the "
-        "study the folder it ran with, e.g. Study.load(..., checkpoint_dir=...)"
+        "study the folder it ran with, e.g. Study.load(..., checkpoint_dir=...), or, if "
+        "those files are gone for good, this folder explicitly (checkpoint_dir="
+        f"{root!r}): the trials then fail as they resume and the study goes on"
     )
 
 

@@ -195,7 +195,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _reason(error: str) -> str:
     """The line of a failed trial's error that says what happened: in a traceback, the
     exception's first line (its type and message) after the last frame; else the first."""
-    lines = [line for line in error.strip().splitlines() if line.strip()]
+    # (an exception group draws its members' tracebacks behind "| " and "+-" margins)
+    lines = [
+        re.sub(r"^(?:\s*[|+]-*)+ ?", "", line) if line.lstrip()[:1] in ("|", "+") else line
+        for line in error.strip().splitlines()
+        if line.strip()
+    ]
     frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
     if not frames:
         return lines[0].strip() if lines else ""
@@ -321,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result: int = args.func(args)
         except BrokenPipeError:  # the reader left (``| head``): nothing is wrong with the file
+            if not reading:
+                raise
             _quiet_stdout()
             return 1
         except StudyInUseError as error:

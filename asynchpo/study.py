@@ -612,13 +612,13 @@ class Study:
 
     def _check_checkpoints_found(self) -> None:
         """Before a run: the trials it would resume from their checkpoints (interrupted;
-        paused, with a scheduler to resume them) must find some of them under the default
+        paused, with a scheduler that resumes them) must find some of them under the default
         ``checkpoint_dir``, not fail one by one because the study ran with another folder.
         A folder given explicitly is taken at its word (its files may be gone for good)."""
         if self._checkpoint_dir_given:
             return
         states = [TrialState.INTERRUPTED]
-        if self.scheduler is not None:
+        if self.scheduler is not None and self.scheduler.pauses:  # it resumes them
             states.append(TrialState.PAUSED)
 
         def waiting(s: Any) -> dict[int, str]:

@@ -809,7 +809,7 @@ def verdicts(
             f"- at equal time, `ah-asha-gp` {mine:.4f} at most the best model-based Syne Tune "
             f"method run here (`{best}` {at_eq(best):.4f}; run: {', '.join(ran)}): {verdict}"
         )
-    return ["Verdicts:", "", *out] if out else []
+    return ["", "Verdicts:", "", *out] if out else []
 
 
 def _versions() -> dict[str, str]:

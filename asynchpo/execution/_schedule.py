@@ -219,7 +219,6 @@ class Scheduling:
             f"{self.objective!r} as {short(raw)} at step {event.step}, not a number; "
             f"{type(self.scheduler).__name__} takes such a report as the worst"
         )
-        self.missing = self.missing or text
         warnings.warn(text, SchedulerWarning, stacklevel=2)
 
     def decided(self, number: int) -> Decision | None:

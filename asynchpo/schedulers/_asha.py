@@ -138,7 +138,10 @@ class ASHA(BaseScheduler):
             # "lower": a value of the rung, never arithmetic on a diverged trial's inf
             values = list(self._losses[k].values())
             cutoff = float(np.quantile(values, 1 / self.reduction_factor, method="lower"))
-            return Decision.STOP if loss > cutoff else Decision.CONTINUE
+            # a diverged trial stops, even where most of the rung diverged too (inf > inf
+            # would be false, and a third of a rung of diverged trials would train on)
+            diverged = loss == math.inf
+            return Decision.STOP if loss > cutoff or diverged else Decision.CONTINUE
         if n in self._promotable(k):
             self._promoted[k].add(n)
             return Decision.CONTINUE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,8 +132,19 @@ def test_a_study_loaded_without_the_checkpoint_folder_it_ran_with_says_so(tmp_pa
     again = [t for t in found.trials if t.number in paused]
     assert not any(t.state == ah.TrialState.FAILED for t in again)
     assert any(len(t.reports) > paused[t.number] for t in again)  # trained on
-    # without a scheduler, paused trials stay paused: nothing to look for
-    ah.Study.load("s", tmp_path / "s.db", sampler=ah.RandomSampler(seed=1))
+    # a scheduler that never resumes (or none) leaves paused trials paused: nothing to look
+    # for (the files gone for good, as if the study were looked at on another machine)
+    shutil.rmtree(folder)
+    for scheduler in (ah.ASHA(EPOCHS), None):
+        other = ah.Study.load(
+            "s", tmp_path / "s.db", sampler=ah.RandomSampler(seed=1), scheduler=scheduler
+        )
+        with pytest.warns(SchedulerWarning, match="they stay paused"):
+            other.optimize(curve, n_trials=2, backend=backend, progress=False)
+    # and the folder given explicitly is taken at its word: the trials fail as they resume
+    gone = load(checkpoint_dir=folder)
+    gone.optimize(curve, n_trials=2, backend=backend, progress=False)
+    assert gone.get_trials([ah.TrialState.FAILED])
 
 
 def test_a_checkpoint_that_changed_on_disk_is_never_unpickled(tmp_path):
@@ -183,6 +195,8 @@ def test_an_objective_reported_as_text_is_said_once_and_judged_the_worst():
     assert "reported the objective 'value' as 'abc'" in said[0] and "not a number" in said[0]
     texts = [t for t in study.trials if t.params["x"] > 0.5]
     assert texts and texts[0].reports[0].metrics["value"] == "abc"  # kept as it came
+    # judged the worst, as a diverged trial: it stops at the first rung
+    assert all(t.state is ah.TrialState.PRUNED and len(t.reports) == 1 for t in texts)
 
 
 class Logged(ah.ASHA):
