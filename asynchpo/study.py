@@ -442,10 +442,7 @@ class Study:
                 if last.n_trials is not None:
                     asked = sum(1 for t in state.trials() if state.run_of(t.number) == last.run)
                     left = last.n_trials - asked
-                    resumable = self.scheduler is not None and self.scheduler.pauses
-                    waiting = state.counts[TrialState.INTERRUPTED] + (
-                        state.counts[TrialState.PAUSED] if resumable else 0
-                    )
+                    waiting = sum(state.counts[s] for s in self._resumed_states())
                     if left > 0 or waiting:
                         return max(left, 0)
             return None
@@ -610,6 +607,13 @@ class Study:
             self.checkpoint_dir,
         )
 
+    def _resumed_states(self) -> tuple[TrialState, ...]:
+        """The states of the trials a run goes on with before new ones: interrupted, and
+        paused when the scheduler resumes paused trials."""
+        if self.scheduler is not None and self.scheduler.pauses:
+            return (TrialState.INTERRUPTED, TrialState.PAUSED)
+        return (TrialState.INTERRUPTED,)
+
     def _check_checkpoints_found(self) -> None:
         """Before a run: the trials it would resume from their checkpoints (interrupted;
         paused, with a scheduler that resumes them) must find some of them under the default
@@ -617,13 +621,10 @@ class Study:
         A folder given explicitly is taken at its word (its files may be gone for good)."""
         if self._checkpoint_dir_given:
             return
-        states = [TrialState.INTERRUPTED]
-        if self.scheduler is not None and self.scheduler.pauses:  # it resumes them
-            states.append(TrialState.PAUSED)
 
         def waiting(s: Any) -> dict[int, str]:
             out = {}
-            for state in states:
+            for state in self._resumed_states():
                 for number in s.numbers(state):
                     cp = s.checkpoint_of(number)
                     if cp is not None and cp.get("name"):
