@@ -229,12 +229,7 @@ class Scheduling:
         """The results at the rungs so far, and the rung each of ``running`` heads for
         (called under the journal's lock, like the listener that keeps them)."""
         d = self.space.dim
-        rows = []
-        for number, _, _ in self._fid:
-            x = self._encoded.get(number)
-            if x is None:
-                x = self._encoded[number] = self.space.encode(self._params[number])
-            rows.append(x)
+        rows = [self._x(number) for number, _, _ in self._fid]
         top = len(self.levels) - 1
         heading = [self._z[min(self._reached.get(n, -1) + 1, top)] for n in running]
         return Fidelity(
@@ -244,10 +239,17 @@ class Scheduling:
             pending_z=np.array(heading, dtype=float),
         )
 
+    def _x(self, number: int) -> np.ndarray:
+        """Trial ``number``'s parameters in the unit cube (encoded once)."""
+        x = self._encoded.get(number)
+        if x is None:
+            x = self._encoded[number] = self.space.encode(self._params[number])
+        return x
+
     def _forecast(self, trials: Sequence[int]) -> list[float] | None:
         """What the sampler's model expects of ``trials`` at the full resource."""
         assert self.forecaster is not None
-        rows = [self.space.encode(self._params[n]) for n in trials if n in self._params]
+        rows = [self._x(n) for n in trials if n in self._params]
         if len(rows) != len(trials):
             return None
         X = np.array(rows, dtype=float).reshape(len(rows), self.space.dim)
