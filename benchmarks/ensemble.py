@@ -10,9 +10,12 @@ of a suggestion against the number of results, next to GPSampler.
 ``regret``: each run is a whole seeded study on simulated asynchronous workers
 (exponential durations, mean 1) as in ``benchmarks.regret``; the table gives the median
 [IQR] regret at 300, 800, 1,300, 1,800 and 2,300 complete trials, and whether 30 networks
-are closer to the optimum than one at every budget. Runs are kept in
-``benchmarks/.cache/ensemble-runs.jsonl``: a run already there is not run again, so seeds
-can be added later.
+are closer to the optimum than one at every budget. Each run's regret at those budgets is
+kept in ``benchmarks/results/ensemble-runs.jsonl`` (one line a run, with the commit it was
+made at; part of the repository, as the tables are): a run already there is not run again,
+so a sweep too long for one sitting (a 32-worker run of 30 networks takes ~8 minutes here)
+is made over several, and seeds can be added later. Delete a sampler's lines to run it
+anew after it changed.
 
 ``latency``: a history of ``n`` results at uniformly random points (Hartmann-6 values) and
 8 running trials; each repeat adds one result and times ``suggest`` for one point, back to
@@ -38,12 +41,12 @@ import numpy as np
 
 import asynchpo as ah
 from asynchpo.samplers import History
-from benchmarks._emit import emit, median_iqr
+from benchmarks._emit import commit, emit, median_iqr
 from benchmarks.functions import PROBLEMS
 from benchmarks.latency import _settle
 from benchmarks.regret import regret_at, run_asynchpo, run_optuna, samplers
 
-_CACHE = Path("benchmarks/.cache/ensemble-runs.jsonl")
+_RUNS = Path("benchmarks/results/ensemble-runs.jsonl")
 _AT = (300, 800, 1300, 1800, 2300)
 
 
@@ -52,12 +55,13 @@ def regret(args: argparse.Namespace) -> None:
     table = samplers()
     makers = {f"ensemble k={k}": ("asynchpo", _ensemble(k)) for k in args.k}
     makers.update({name: table[name] for name in args.peers})
-    _CACHE.parent.mkdir(parents=True, exist_ok=True)
-    cache: dict[tuple, list] = {}
-    if _CACHE.exists():
-        for line in _CACHE.read_text().splitlines():
+    # (sampler, workers, seed, budget) -> {evaluations: regret} at the budgets of _AT
+    done: dict[tuple, dict[int, float]] = {}
+    if _RUNS.exists():
+        for line in _RUNS.read_text().splitlines():
             r = json.loads(line)
-            cache[(r["sampler"], r["workers"], r["seed"], r["budget"])] = r["run"]
+            key = (r["sampler"], r["workers"], r["seed"], r["budget"])
+            done[key] = {int(n): float(v) for n, v in r["regret"].items()}
     at = [n for n in _AT if n <= args.budget]
     lines = [
         f"# Hartmann-6: regret against evaluations and k, median [IQR] over {args.seeds} seeds",
@@ -80,19 +84,29 @@ def regret(args: argparse.Namespace) -> None:
             per_seed = []
             for seed in range(args.seeds):
                 key = (name, w, seed, args.budget)
-                if key not in cache:
+                if key not in done:
                     t0 = time.perf_counter()
                     runner = run_asynchpo if kind == "asynchpo" else run_optuna
-                    cache[key] = runner(make, problem, w, seed)  # type: ignore[arg-type]
-                    record = {"sampler": name, "workers": w, "seed": seed, "budget": args.budget}
-                    with _CACHE.open("a") as fh:
-                        fh.write(json.dumps({**record, "run": cache[key]}) + "\n")
-                    final = regret_at(cache[key], problem.optimum, args.budget)
+                    run = runner(make, problem, w, seed)  # type: ignore[arg-type]
+                    done[key] = {n: regret_at(run, problem.optimum, n) for n in at}
+                    record = {
+                        "sampler": name,
+                        "workers": w,
+                        "seed": seed,
+                        "budget": args.budget,
+                        "regret": {str(n): v for n, v in done[key].items()},
+                        "seconds": round(time.perf_counter() - t0, 1),
+                        "commit": commit(),
+                    }
+                    _RUNS.parent.mkdir(parents=True, exist_ok=True)
+                    with _RUNS.open("a") as fh:
+                        fh.write(json.dumps(record) + "\n")
                     print(
-                        f"W={w} {name} seed={seed}: {final:.3g} ({time.perf_counter() - t0:.0f} s)",
+                        f"W={w} {name} seed={seed}: {done[key][at[-1]]:.3g} "
+                        f"({record['seconds']:.0f} s)",
                         flush=True,
                     )
-                per_seed.append([regret_at(cache[key], problem.optimum, n) for n in at])
+                per_seed.append([done[key][n] for n in at])
             cols = list(zip(*per_seed, strict=True))
             medians[name] = [statistics.median(c) for c in cols]
             lines.append(f"| {name} | " + " | ".join(median_iqr(list(c)) for c in cols) + " |")

@@ -53,6 +53,7 @@ import numpy as np
 
 import asynchpo as ah
 from asynchpo.samplers import BaseSampler, Fidelity, History
+from benchmarks._emit import commit
 from benchmarks.mf_table import BENCHMARKS, TABLES, Benchmark, Catalog
 
 #: the functions run when ``--functions`` is not given
@@ -587,11 +588,16 @@ def resolution_note(fname: str) -> str:
     z = np.load(TABLES[fname])
     meta = json.loads(str(z["meta"]))
     n_valid = int(meta["n_valid"])
+    runs = len(z["error_runs"]) if "error_runs" in z.files else 1
     note = f"On `{fname}` ({TABLES[fname].name}), one validation "
     if meta.get("dataset", "digits") == "digits":
+        note += f"image is 1/{n_valid} = {1 / n_valid:.3g} of error"
+        if runs == 1:
+            return note + ", so most differences between methods there are of one to three images"
         return note + (
-            f"image is 1/{n_valid} = {1 / n_valid:.3g} of error, so most differences between "
-            "methods there are of one to three images"
+            f"; the table's error is the mean of {runs} training runs of each configuration "
+            f"(`benchmarks.mf_record --merge-repeats`), so it moves in steps of "
+            f"1/{runs * n_valid} = {1 / (runs * n_valid):.2g}"
         )
     return note + f"sample is 1/{n_valid} = {1 / n_valid:.2g} of error"
 
@@ -819,23 +825,9 @@ def _versions() -> dict[str, str]:
     for name in ("asynchpo", "numpy", "torch", "optuna", "syne-tune", "ray"):
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
-    import subprocess
-
-    root = Path(ah.__file__).resolve().parent.parent
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        git = ["git", "-C", str(root)]
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "asynchpo"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        out["asynchpo"] = (
-            f"{out.get('asynchpo', '')} (commit {head}{', modified' if dirty else ''})"
-        )
+    head = commit()
+    if head:
+        out["asynchpo"] = f"{out.get('asynchpo', '')} (commit {head})"
     return out
 
 
