@@ -83,9 +83,10 @@ class Curve(pl.Callback):
             self.losses.append(float(trainer.callback_metrics["val_loss"]))
 
 
-def make_trainer(*callbacks, epochs=EPOCHS):
+def make_trainer(*callbacks, epochs=EPOCHS, **options):
     return pl.Trainer(
         max_epochs=epochs,
+        **options,
         accelerator="cpu",
         devices=1,
         logger=False,
@@ -209,6 +210,48 @@ def test_pruned_trials_stop_their_fit_cleanly_and_are_recorded_pruned(scheduler,
         assert fit_["status"] == TrainerStatus.FINISHED and fit_["should_stop"]
         assert fit_["epochs"] == steps[-1]
         assert type(fit_["stopped"]) is ah.Pruned and f"at step {steps[-1]}" in str(fit_["stopped"])
+
+
+def test_several_validations_an_epoch_report_rising_steps_and_the_epochs_trained():
+    def objective(params):
+        trainer = make_trainer(AsynchpoCallback("val_loss"), val_check_interval=0.5)
+        fit(trainer, Regression(params["lr"]), TRAIN, VAL)
+        return trainer.callback_metrics["val_loss"]
+
+    # by the epochs trained (fractional), ASHA's rungs lie where the trials were validated
+    study = ah.Study(
+        SPACE,
+        objective="val_loss",
+        sampler=ah.RandomSampler(seed=0),
+        scheduler=ah.ASHA(max_resource=EPOCHS, resource="epoch", reduction_factor=3),
+    )
+    study.optimize(objective, n_trials=6, max_concurrent=2, progress=False)
+    assert not study.get_trials([ah.TrialState.FAILED])
+    assert study.get_trials([ah.TrialState.PRUNED])
+    for t in study.trials:
+        steps = [r.step for r in t.reports]
+        epochs = [r.metrics["epoch"] for r in t.reports]
+        # two validations an epoch: each report one step on (six batches an epoch), never
+        # the same epoch number twice for a half-trained and a fully trained epoch
+        assert steps == [3 * (i + 1) for i in range(len(steps))]
+        assert epochs == pytest.approx([0.5 * (i + 1) for i in range(len(epochs))])
+    complete = study.get_trials([ah.TrialState.COMPLETE])
+    assert all(t.reports[-1].metrics["epoch"] == EPOCHS for t in complete)
+
+
+def test_once_an_epoch_the_step_is_the_epoch():
+    callback = AsynchpoCallback("val_loss")
+    study = ah.Study(SPACE, objective="val_loss", sampler=ah.RandomSampler(seed=0))
+
+    def objective(params):
+        trainer = make_trainer(callback, epochs=3)
+        fit(trainer, Regression(params["lr"]), TRAIN, VAL)
+        return trainer.callback_metrics["val_loss"]
+
+    study.optimize(objective, n_trials=1, progress=False)
+    (t,) = study.trials
+    assert [r.step for r in t.reports] == [1, 2, 3]
+    assert [r.metrics["epoch"] for r in t.reports] == [1, 2, 3]
 
 
 def _pausing_study(folder):

@@ -41,9 +41,14 @@ class AsynchpoCallback(pl.Callback):
     epoch of a fit, and stops the fit cleanly once the study's scheduler prunes or pauses it.
 
     Each validation epoch (the sanity check aside) makes one
-    ``asynchpo.report(epoch, **{monitor: value})``, where ``epoch`` is the number of epochs
-    trained so far (``trainer.current_epoch + 1``: the first report is at step 1, the last of
-    a full fit at ``max_epochs``, so ``ASHA(max_resource=max_epochs)`` lines up). When the
+    ``asynchpo.report(step, **{monitor: value}, epoch=epochs)``, where ``epochs`` is the
+    number of epochs trained so far. Validated at the end of each epoch (Lightning's
+    default), ``step`` is that number too (``trainer.current_epoch + 1``: the first report
+    is at step 1, the last of a full fit at ``max_epochs``, so
+    ``ASHA(max_resource=max_epochs)`` lines up). Validated more often
+    (``val_check_interval`` below an epoch), ``step`` is the number of training batches so
+    far and ``epoch`` a fraction (0.25, 0.5, ...): judge trials by it with
+    ``ASHA(max_resource=max_epochs, resource="epoch")``. When the
     report raises :class:`asynchpo.Pruned` (or :class:`asynchpo.Paused`), the callback sets
     ``trainer.should_stop``, so that Lightning ends the fit the way ``EarlyStopping`` does
     (other callbacks and loggers finish normally), and keeps the exception in
@@ -149,8 +154,9 @@ class AsynchpoCallback(pl.Callback):
         value = float(metrics[self.monitor])
         if self.checkpoint:
             ah.checkpoint(_lightning_checkpoint(trainer))
+        step, epochs = _progress(trainer)
         try:
-            ah.report(trainer.current_epoch + 1, **{self.monitor: value})
+            ah.report(step, **{self.monitor: value}, **epochs)
         except ah.Pruned as stop:  # Paused too
             self.stopped = stop
             trainer.should_stop = True
@@ -160,6 +166,21 @@ class AsynchpoCallback(pl.Callback):
         fit, if one did: call it right after ``trainer.fit(...)`` (:func:`fit` does)."""
         if self.stopped is not None:
             raise self.stopped
+
+
+def _progress(trainer: pl.Trainer) -> tuple[int, dict[str, float]]:
+    """The step of a validation's report, and the epochs trained (``{"epoch": e}``, none
+    when the epoch's length is unknown): the epoch number when validation runs at the end
+    of each epoch only; the training batches of the fit when it runs more often."""
+    done = trainer.fit_loop.epoch_loop.batch_progress
+    per_epoch = trainer.num_training_batches
+    if not isinstance(per_epoch, int) or per_epoch <= 0:  # an iterable of unknown length
+        return int(done.total.completed), {}
+    epochs = trainer.current_epoch + done.current.completed / per_epoch
+    every = trainer.val_check_batch  # batches between validations (None before a fit)
+    if every is None or every >= per_epoch:
+        return trainer.current_epoch + 1, {"epoch": float(trainer.current_epoch + 1)}
+    return int(done.total.completed), {"epoch": float(epochs)}
 
 
 def _same(a: Any, b: Any) -> bool:
