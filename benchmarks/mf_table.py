@@ -19,7 +19,8 @@ schedulers (``ASHA(mode="promotion")``) can resume it; :meth:`Benchmark.backend`
   optimum is the least final (epoch ``max_resource``) error in the table. Within a run, each
   recorded configuration is run at most once (:class:`Catalog`). Two tables are
   recorded (``benchmarks.mf_record --dataset``): ``data/mlp_digits.npz`` (scikit-learn's
-  digits, 597 validation images: ``"table"``, or the file ``ASYNCHPO_MF_TABLE`` names) and
+  digits, 597 validation images, the mean error of three training runs of each
+  configuration: ``"table"``, or the file ``ASYNCHPO_MF_TABLE`` names) and
   ``data/mlp_synthetic.npz`` (a fixed ``make_classification`` task with 3,000 validation
   rows, where configurations differ more and early epochs mislead more:
   ``"table-synthetic"``). Nothing in a table is assumed but its format; the dataset, its
