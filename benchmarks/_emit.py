@@ -1,8 +1,12 @@
-"""Printing a result table and keeping it in a file: the last step of every benchmark."""
+"""What every benchmark shares: printing a result table and keeping it in a file, the runs
+kept between sittings, and the commit measured."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,3 +46,44 @@ def commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return ""
     return head + (", modified" if dirty else "")
+
+
+class Runs:
+    """A benchmark's runs, kept as JSON lines in ``path`` (one a run) and looked up by the
+    values of the record's ``key`` fields: a run already there is not run again, so that
+    seeds can be added later and a sweep made over several sittings."""
+
+    def __init__(
+        self,
+        path: Path,
+        key: tuple[str, ...],
+        keep: Callable[[dict[str, Any]], bool] = lambda record: True,
+    ):
+        self.path, self.fields = Path(path), key
+        self.records: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                record = json.loads(line)
+                if keep(record):
+                    self.records[self.key(record)] = record
+
+    def key(self, record: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(record[f] for f in self.fields)
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return key in self.records
+
+    def __getitem__(self, key: tuple[Any, ...]) -> dict[str, Any]:
+        return self.records[key]
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Keep ``record`` (in the file at once: an interrupted sweep loses no run)."""
+        self.records[self.key(record)] = record
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def rewrite(self) -> None:
+        """The file anew, with the records kept only (those ``keep`` refused are gone)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records.values()))

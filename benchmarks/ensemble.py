@@ -30,7 +30,6 @@ inside each suggestion (reproducible runs): its column is the whole cost of a su
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -41,7 +40,7 @@ import numpy as np
 
 import asynchpo as ah
 from asynchpo.samplers import History
-from benchmarks._emit import commit, emit, median_iqr
+from benchmarks._emit import Runs, commit, emit, median_iqr
 from benchmarks.functions import PROBLEMS
 from benchmarks.latency import _settle
 from benchmarks.regret import regret_at, run_asynchpo, run_optuna, samplers
@@ -55,13 +54,7 @@ def regret(args: argparse.Namespace) -> None:
     table = samplers()
     makers = {f"ensemble k={k}": ("asynchpo", _ensemble(k)) for k in args.k}
     makers.update({name: table[name] for name in args.peers})
-    # (sampler, workers, seed, budget) -> {evaluations: regret} at the budgets of _AT
-    done: dict[tuple, dict[int, float]] = {}
-    if _RUNS.exists():
-        for line in _RUNS.read_text().splitlines():
-            r = json.loads(line)
-            key = (r["sampler"], r["workers"], r["seed"], r["budget"])
-            done[key] = {int(n): float(v) for n, v in r["regret"].items()}
+    done = Runs(_RUNS, ("sampler", "workers", "seed", "budget"))
     at = [n for n in _AT if n <= args.budget]
     lines = [
         f"# Hartmann-6: regret against evaluations and k, median [IQR] over {args.seeds} seeds",
@@ -88,25 +81,23 @@ def regret(args: argparse.Namespace) -> None:
                     t0 = time.perf_counter()
                     runner = run_asynchpo if kind == "asynchpo" else run_optuna
                     run = runner(make, problem, w, seed)  # type: ignore[arg-type]
-                    done[key] = {n: regret_at(run, problem.optimum, n) for n in at}
-                    record = {
-                        "sampler": name,
-                        "workers": w,
-                        "seed": seed,
-                        "budget": args.budget,
-                        "regret": {str(n): v for n, v in done[key].items()},
-                        "seconds": round(time.perf_counter() - t0, 1),
-                        "commit": commit(),
-                    }
-                    _RUNS.parent.mkdir(parents=True, exist_ok=True)
-                    with _RUNS.open("a") as fh:
-                        fh.write(json.dumps(record) + "\n")
+                    done.add(
+                        {
+                            "sampler": name,
+                            "workers": w,
+                            "seed": seed,
+                            "budget": args.budget,
+                            "regret": {str(n): regret_at(run, problem.optimum, n) for n in at},
+                            "seconds": round(time.perf_counter() - t0, 1),
+                            "commit": commit(),
+                        }
+                    )
                     print(
-                        f"W={w} {name} seed={seed}: {done[key][at[-1]]:.3g} "
-                        f"({record['seconds']:.0f} s)",
+                        f"W={w} {name} seed={seed}: {done[key]['regret'][str(at[-1])]:.3g} "
+                        f"({done[key]['seconds']:.0f} s)",
                         flush=True,
                     )
-                per_seed.append([done[key][n] for n in at])
+                per_seed.append([done[key]["regret"][str(n)] for n in at])
             cols = list(zip(*per_seed, strict=True))
             medians[name] = [statistics.median(c) for c in cols]
             lines.append(f"| {name} | " + " | ".join(median_iqr(list(c)) for c in cols) + " |")

@@ -53,7 +53,7 @@ import numpy as np
 
 import asynchpo as ah
 from asynchpo.samplers import BaseSampler, Fidelity, History
-from benchmarks._emit import commit
+from benchmarks._emit import Runs, commit
 from benchmarks.mf_table import BENCHMARKS, TABLES, Benchmark, Catalog
 
 #: the functions run when ``--functions`` is not given
@@ -583,7 +583,6 @@ def data_id(fname: str, once: bool = True) -> str:
 
 def resolution_note(fname: str) -> str:
     """The error of one validation sample of the table behind ``fname``."""
-    import json
 
     z = np.load(TABLES[fname])
     meta = json.loads(str(z["meta"]))
@@ -914,16 +913,15 @@ def main() -> None:
     args.command = "python -m benchmarks.mf_compare " + " ".join(sys.argv[1:])
     epochs = args.budget * 27
     unavailable = {m: why for m in args.methods if (why := available(m))}
-    args.cache.parent.mkdir(parents=True, exist_ok=True)
-    cache: dict[tuple, dict] = {}
     once = not args.repeats
     ids = {f: data_id(f, once) for f in BENCHMARKS}
-    if args.cache.exists():
-        for line in args.cache.read_text().splitlines():
-            r = json.loads(line)
-            if r["method"] not in args.fresh and r.get("data", "") == ids[r["function"]]:
-                cache[(r["function"], r["workers"], r["method"], r["seed"], r["budget_epochs"])] = r
-    args.cache.write_text("".join(json.dumps(r) + "\n" for r in cache.values()))
+    cache = Runs(
+        args.cache,
+        ("function", "workers", "method", "seed", "budget_epochs"),
+        # runs of a method asked to run anew, or made on another table, are dropped
+        keep=lambda r: r["method"] not in args.fresh and r.get("data", "") == ids[r["function"]],
+    )
+    cache.rewrite()
     keys = [
         (f, W, m, s)
         for f in args.functions
@@ -946,9 +944,7 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def done(r: dict) -> None:
-        cache[(r["function"], r["workers"], r["method"], r["seed"], r["budget_epochs"])] = r
-        with args.cache.open("a") as fh:
-            fh.write(json.dumps(r) + "\n")
+        cache.add(r)
         print(
             f"{r['function']:8s} W={r['workers']:<3d} {r['method']:26s} seed={r['seed']:<3d} "
             f"final regret {r['final_regret']:.4g}  ({r['seconds']:.1f}s; "

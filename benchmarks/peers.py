@@ -105,7 +105,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import logging
 import os
 import random
@@ -120,7 +119,7 @@ from typing import Any
 import numpy as np
 
 import asynchpo as ah
-from benchmarks._emit import emit, median_iqr
+from benchmarks._emit import Runs, emit, median_iqr
 from benchmarks.functions import PROBLEMS, Problem
 from benchmarks.regret import Run, regret_at, run_asynchpo
 
@@ -360,12 +359,7 @@ def main() -> None:
     _one_thread(args.samplers)
     import torch
 
-    cache: dict[tuple[str, int, str, int], dict[str, Any]] = {}
-    if _CACHE.exists():
-        for line in _CACHE.read_text().splitlines():
-            r = json.loads(line)
-            cache[(r["function"], r["workers"], r["sampler"], r["seed"])] = r
-    _CACHE.parent.mkdir(parents=True, exist_ok=True)
+    cache = Runs(_CACHE, ("function", "workers", "sampler", "seed"))
     for fname in args.functions:
         problem = PROBLEMS[fname]
         for w in args.workers:
@@ -394,9 +388,7 @@ def main() -> None:
                         **stats,
                         "run": run,
                     }
-                    cache[key] = record
-                    with _CACHE.open("a") as fh:
-                        fh.write(json.dumps(record) + "\n")
+                    cache.add(record)
                     extra = "".join(f" {k}={v}" for k, v in stats.items())
                     print(
                         f"{problem.name:13s} W={w:<3d} {sname:8s} seed={seed} "
@@ -425,9 +417,7 @@ def _one_thread(samplers: list[str]) -> None:
     threadpool_limits(1)
 
 
-def _table(
-    cache: dict[tuple[str, int, str, int], dict[str, Any]], args: argparse.Namespace
-) -> list[str]:
+def _table(cache: Runs, args: argparse.Namespace) -> list[str]:
     names = [_NAMES[s] for s in args.samplers]
     lines = [
         "Final simple regret (best of the budget's complete trials minus the optimum), median "

@@ -20,7 +20,6 @@ beats ``GPSampler`` alone.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 import warnings
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asynchpo as ah
-from benchmarks._emit import emit, median_iqr
+from benchmarks._emit import Runs, emit, median_iqr
 from benchmarks.functions import ALL, PROBLEMS, VALLEYS
 from benchmarks.regret import regret_at, run_asynchpo, run_optuna
 
@@ -67,12 +66,7 @@ def main() -> None:
     table = makers()
     if args.samplers:  # a part of the table only (to fill the cache); no verdicts
         table = {name: table[name] for name in args.samplers}
-    _CACHE.parent.mkdir(parents=True, exist_ok=True)
-    cache: dict[tuple, list] = {}
-    if _CACHE.exists():
-        for line in _CACHE.read_text().splitlines():
-            r = json.loads(line)
-            cache[(r["function"], r["workers"], r["sampler"], r["seed"])] = r["run"]
+    cache = Runs(_CACHE, ("function", "workers", "sampler", "seed"))
     names = list(table)
     lines = [
         f"# The portfolio against its members and Optuna's default, median [IQR] final "
@@ -98,17 +92,17 @@ def main() -> None:
                     if key not in cache:
                         t0 = time.perf_counter()
                         runner = run_asynchpo if kind == "asynchpo" else run_optuna
-                        cache[key] = runner(make, problem, w, seed)  # type: ignore[arg-type]
+                        run = runner(make, problem, w, seed)  # type: ignore[arg-type]
                         record = {"function": fname, "workers": w, "sampler": name, "seed": seed}
-                        with _CACHE.open("a") as fh:
-                            fh.write(json.dumps({**record, "run": cache[key]}) + "\n")
+                        cache.add({**record, "run": run})
                         print(
                             f"{problem.name} W={w} {name} seed={seed}: "
-                            f"{regret_at(cache[key], problem.optimum, problem.budget):.3g} "
+                            f"{regret_at(run, problem.optimum, problem.budget):.3g} "
                             f"({time.perf_counter() - t0:.0f} s)",
                             flush=True,
                         )
-                    finals[name].append(regret_at(cache[key], problem.optimum, problem.budget))
+                    run = cache[key]["run"]
+                    finals[name].append(regret_at(run, problem.optimum, problem.budget))
             med = {name: statistics.median(v) for name, v in finals.items()}
             if not {"portfolio", *MEMBERS} <= set(med):
                 lines.append(
