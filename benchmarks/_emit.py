@@ -1,5 +1,5 @@
 """What every benchmark shares: printing a result table and keeping it in a file, the runs
-kept between sittings, and the commit measured."""
+kept so that a sweep can be resumed, and the commit measured."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def commit() -> str:
 class Runs:
     """A benchmark's runs, kept as JSON lines in ``path`` (one a run) and looked up by the
     values of the record's ``key`` fields: a run already there is not run again, so that
-    seeds can be added later and a sweep made over several sittings."""
+    seeds can be added later and an interrupted sweep resumed."""
 
     def __init__(
         self,

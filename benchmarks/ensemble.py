@@ -13,8 +13,8 @@ of a suggestion against the number of results, next to GPSampler.
 are closer to the optimum than one at every budget. Each run's regret at those budgets is
 kept in ``benchmarks/results/ensemble-runs.jsonl`` (one line a run, with the commit it was
 made at; part of the repository, as the tables are): a run already there is not run again,
-so a sweep too long for one sitting (a 32-worker run of 30 networks takes ~8 minutes here)
-is made over several, and seeds can be added later. Delete a sampler's lines to run it
+so a long sweep can be interrupted and resumed (a 32-worker run of 30 networks takes about
+8 minutes on one core), and seeds can be added later. Delete a sampler's lines to run it
 anew after it changed.
 
 ``latency``: a history of ``n`` results at uniformly random points (Hartmann-6 values) and

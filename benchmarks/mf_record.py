@@ -18,8 +18,8 @@ validation, one thread) are stored. The datasets:
   ``load_digits``, 10 classes, 64 features; 1,200 training images, 597 validation images
   (one image is 0.00168 of error), standardized; split seed 0. Easy: most configurations
   end within a few images of the best. The table in the repository holds three training
-  runs of each configuration (``--repeat 1``, ``--repeat 2``, ``--merge-repeats``; ~35
-  minutes a run on two cores), and its ``error`` is their mean.
+  runs of each configuration (``--repeat 1``, ``--repeat 2``, ``--merge-repeats``; about
+  an hour of one core a run), and its ``error`` is their mean.
 - ``synthetic`` (``benchmarks/data/mlp_synthetic.npz``): a fixed
   ``make_classification(n_samples=3600, n_features=24, n_informative=12, n_redundant=4,
   n_classes=5, n_clusters_per_class=2, class_sep=1.5, flip_y=0, random_state=0)`` (see

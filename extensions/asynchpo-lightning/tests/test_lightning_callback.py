@@ -254,6 +254,59 @@ def test_once_an_epoch_the_step_is_the_epoch():
     assert [r.metrics["epoch"] for r in t.reports] == [1, 2, 3]
 
 
+class Unsized:
+    """The training batches as an iterable of unknown length (a stream)."""
+
+    def __iter__(self):
+        return iter(TRAIN)
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "steps", "epochs"),
+    [
+        # once an epoch, of a stream of unknown length too: the step is the epoch
+        (Unsized(), {}, [1, 2, 3], [1.0, 2.0, 3.0]),
+        # every 9 batches across epochs of 6: by batches, at epochs 1.5 and 3
+        (TRAIN, {"val_check_interval": 9, "check_val_every_n_epoch": None}, [9, 18], [1.5, 3.0]),
+        # every other epoch
+        (TRAIN, {"check_val_every_n_epoch": 2}, [2], [2.0]),
+    ],
+    ids=["stream", "batches-across-epochs", "every-other-epoch"],
+)
+def test_the_step_and_the_epochs_of_each_way_of_validating(data, options, steps, epochs):
+    study = ah.Study(SPACE, objective="val_loss", sampler=ah.RandomSampler(seed=0))
+
+    def objective(params):
+        trainer = make_trainer(AsynchpoCallback("val_loss"), epochs=3, **options)
+        fit(trainer, Regression(params["lr"]), data, VAL)
+        return trainer.callback_metrics["val_loss"]
+
+    study.optimize(objective, n_trials=1, progress=False)
+    (t,) = study.trials
+    assert t.state is ah.TrialState.COMPLETE
+    assert [r.step for r in t.reports] == steps
+    assert [r.metrics["epoch"] for r in t.reports] == pytest.approx(epochs)
+
+
+def test_a_monitor_named_epoch_is_reported_as_itself():
+    class EpochLoss(Regression):
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("epoch", torch.nn.functional.mse_loss(self.layer(x), y))
+
+    study = ah.Study(SPACE, objective="epoch", sampler=ah.RandomSampler(seed=0))
+
+    def objective(params):
+        trainer = make_trainer(AsynchpoCallback("epoch"), epochs=2)
+        fit(trainer, EpochLoss(params["lr"]), TRAIN, VAL)
+        return trainer.callback_metrics["epoch"]
+
+    study.optimize(objective, n_trials=1, progress=False)
+    (t,) = study.trials
+    assert t.state is ah.TrialState.COMPLETE and [r.step for r in t.reports] == [1, 2]
+    assert t.reports[-1].metrics["epoch"] == pytest.approx(t.value)
+
+
 def _pausing_study(folder):
     """A study whose ASHA pauses trials at each rung and resumes the best from checkpoints."""
     return ah.Study(

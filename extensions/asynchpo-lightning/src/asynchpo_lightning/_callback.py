@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -46,9 +47,10 @@ class AsynchpoCallback(pl.Callback):
     default), ``step`` is that number too (``trainer.current_epoch + 1``: the first report
     is at step 1, the last of a full fit at ``max_epochs``, so
     ``ASHA(max_resource=max_epochs)`` lines up). Validated more often
-    (``val_check_interval`` below an epoch), ``step`` is the number of training batches so
-    far and ``epoch`` a fraction (0.25, 0.5, ...): judge trials by it with
-    ``ASHA(max_resource=max_epochs, resource="epoch")``. When the
+    (``val_check_interval`` below an epoch, every so many batches across epochs, or by
+    time), ``step`` is the number of training batches so far and ``epoch`` a fraction
+    (0.25, 0.5, ...): judge trials by it with ``ASHA(max_resource=max_epochs,
+    resource="epoch")``. An epoch of unknown length (a stream) gives no ``epoch``. When the
     report raises :class:`asynchpo.Pruned` (or :class:`asynchpo.Paused`), the callback sets
     ``trainer.should_stop``, so that Lightning ends the fit the way ``EarlyStopping`` does
     (other callbacks and loggers finish normally), and keeps the exception in
@@ -155,8 +157,11 @@ class AsynchpoCallback(pl.Callback):
         if self.checkpoint:
             ah.checkpoint(_lightning_checkpoint(trainer))
         step, epochs = _progress(trainer)
+        report = {self.monitor: value}
+        if epochs is not None:
+            report.setdefault("epoch", epochs)  # a monitor named "epoch" is itself
         try:
-            ah.report(step, **{self.monitor: value}, **epochs)
+            ah.report(step, **report)
         except ah.Pruned as stop:  # Paused too
             self.stopped = stop
             trainer.should_stop = True
@@ -168,19 +173,24 @@ class AsynchpoCallback(pl.Callback):
             raise self.stopped
 
 
-def _progress(trainer: pl.Trainer) -> tuple[int, dict[str, float]]:
-    """The step of a validation's report, and the epochs trained (``{"epoch": e}``, none
-    when the epoch's length is unknown): the epoch number when validation runs at the end
-    of each epoch only; the training batches of the fit when it runs more often."""
+def _progress(trainer: pl.Trainer) -> tuple[int, float | None]:
+    """The step of a validation's report, and the epochs trained (None when an epoch's
+    length is unknown): the epoch number when validation comes at the ends of epochs
+    (Lightning's default, every ``check_val_every_n_epoch``); the training batches of the
+    fit when it comes every so many batches or seconds."""
     done = trainer.fit_loop.epoch_loop.batch_progress
     per_epoch = trainer.num_training_batches
-    if not isinstance(per_epoch, int) or per_epoch <= 0:  # an iterable of unknown length
-        return int(done.total.completed), {}
-    epochs = trainer.current_epoch + done.current.completed / per_epoch
-    every = trainer.val_check_batch  # batches between validations (None before a fit)
-    if every is None or every >= per_epoch:
-        return trainer.current_epoch + 1, {"epoch": float(trainer.current_epoch + 1)}
-    return int(done.total.completed), {"epoch": float(epochs)}
+    every = trainer.val_check_batch  # batches between validations (None: by time)
+    at_ends = (
+        trainer.check_val_every_n_epoch is not None
+        and every is not None
+        and (math.isinf(every) or every >= per_epoch)
+    )
+    if at_ends:
+        return trainer.current_epoch + 1, float(trainer.current_epoch + 1)
+    known = not math.isinf(per_epoch) and per_epoch > 0
+    epochs = trainer.current_epoch + done.current.completed / per_epoch if known else None
+    return int(done.total.completed), epochs
 
 
 def _same(a: Any, b: Any) -> bool:
