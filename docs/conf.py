@@ -81,6 +81,7 @@ BENCHMARK_TITLES = {
     "scale": "A 2,000-trial study on 64 simulated workers",
     "ensemble-latency": "EnsembleSampler: suggestion latency",
     "ensemble-regret": "EnsembleSampler: regret against k",
+    "ensemble-regret-10-seeds": "EnsembleSampler: 1 and 30 networks over 10 seeds",
     "portfolio-8": "PortfolioSampler, 8 workers",
     "portfolio-32": "PortfolioSampler, 32 workers",
     "idle": "Idle worker time",

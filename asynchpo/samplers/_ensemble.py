@@ -23,6 +23,8 @@ _RECENT = 16  # the newest results and the best ones, in every network's batches
 _N_RANDOM = 8  # fresh random starts per proposal
 _N_SIBLINGS = 8  # siblings' optima used as starts (a random choice of them, for large k)
 _ASCENT_STEPS, _ASCENT_LR = 8, 0.12  # projected descent on a network's prediction
+_LOCAL_LR = _ASCENT_LR / 4  # from the best results: a local search
+_TABU = 0.15  # the explorers' proposals keep this RMS distance from the best result
 _KAPPA_SPREAD = (0.25, 1.0, 4.0)  # the networks' weights on disagreement, times kappa
 _NEAR = 0.1  # within this RMS distance of a running trial, disagreement earns less
 _BACKLOG = 4  # unseeded: training owed is kept to this many suggestions' steps
@@ -154,12 +156,14 @@ class EnsembleSampler(BaseSampler):
     every batch, plus the newest and the best ones), so every network sees every result
     over time but no two see the same batches. A suggestion is made by one network in turn: gradient
     descent on its own prediction, started from its siblings' current optima and from fresh
-    random points (so that the ensemble does not collapse into one basin); the end points
-    are then ranked by the ensemble's mean less a weight times its spread, so disagreement
-    between the networks steers exploration; each network has its own weight (``kappa``
+    random points (so that the ensemble does not collapse into one basin), and with short
+    steps from the best results (a local search around them), each path keeping its best
+    point; these are then ranked by the ensemble's mean less a weight times its spread, so
+    disagreement between the networks steers exploration; each network has its own weight (``kappa``
     times 1/4, 1 or 4, in turn), so that some proposals exploit and some explore (with one
     weight for all, every proposal went to the basin the ensemble agreed on: on Hartmann-6
-    with 32 workers, the local minimum 0.12 above the optimum, in 2 of 3 seeds). Near a
+    with 32 workers, the local minimum 0.12 above the optimum, in 2 of 3 seeds); those
+    that explore keep 0.15 (root mean square, in the unit cube) off the best result. Near a
     running trial, the spread counts for less: its outcome is coming. Trials still running
     are fantasized: they join the batches with the ensemble's mean as their target, and
     are never drawn again.
@@ -360,12 +364,18 @@ class EnsembleSampler(BaseSampler):
         if self._optima is not None:
             pick = [rng.choice(k, min(_N_SIBLINGS, k), replace=False) for _ in range(k)]
             starts = self._optima[np.array(pick)]
+        n_siblings = starts.shape[1]
         starts = np.concatenate(
             [starts, np.broadcast_to(best, (k, *best.shape)), rng.random((k, _N_RANDOM, d))],
             axis=1,
         )
+        # from the best results, short steps: a local search around them (with full steps
+        # the first one left the basin of a narrow minimum, and no proposal came nearer
+        # to it than the step's length)
+        lr = np.full(starts.shape[1], _ASCENT_LR)
+        lr[n_siblings : n_siblings + len(best)] = _LOCAL_LR
         ends_t, own_t = self._stack.descend(
-            torch.as_tensor(starts, dtype=torch.float32), _ASCENT_STEPS, _ASCENT_LR, theta
+            torch.as_tensor(starts, dtype=torch.float32), _ASCENT_STEPS, lr, theta
         )
         ends, own = ends_t.numpy().astype(float), own_t.numpy()
         self._optima = ends[np.arange(k), own.argmin(axis=1)]
@@ -382,6 +392,17 @@ class EnsembleSampler(BaseSampler):
         score = P.mean(axis=0) - kappa * spread
         if len(pending):
             score[gap < 1e-3] = np.inf
+        if j % len(_KAPPA_SPREAD) == len(_KAPPA_SPREAD) - 1 and len(best):
+            # the explorers keep off the best result's neighbourhood, which the others
+            # search already: else their proposals too end on its rim
+            far = np.sqrt(((E - best[0]) ** 2).mean(axis=1)) >= _TABU
+            if not far.any():  # every path ran into it (one basin): the random starts
+                E = starts[j, -_N_RANDOM:]
+                P = self._all(E, theta)
+                score = P.mean(axis=0) - kappa * P.std(axis=0)
+                far = np.sqrt(((E - best[0]) ** 2).mean(axis=1)) >= _TABU
+            if far.any():
+                score[~far] = np.inf
         out: np.ndarray = E[int(np.argmin(score))]
         return out
 

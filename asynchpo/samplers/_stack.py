@@ -153,19 +153,32 @@ class Stack:
         with torch.no_grad():
             return self.forward(X[None].expand(self.k, -1, -1), theta)
 
-    def descend(self, starts: Any, steps: int, lr: float, theta: Any) -> tuple[Any, Any]:
+    def descend(self, starts: Any, steps: int, lr: Any, theta: Any) -> tuple[Any, Any]:
         """Projected descent, in the unit cube, of each network on its own prediction from
-        its own starting points (`k x S x d`): the end points and their predictions."""
+        its own starting points (`k x S x d`), by normalized steps of ``lr`` (a number, or
+        one per start: `S`) shrinking to nothing: the best point of each path after its
+        first step (by the network's own prediction, not the last point: a path that
+        overshoots a narrow minimum keeps the point nearest it) and its prediction."""
         import torch
 
+        scale = torch.as_tensor(lr, dtype=starts.dtype).reshape(1, -1, 1)
         x = starts.clone().requires_grad_()
-        for t in range(steps):
-            (g,) = torch.autograd.grad(self.forward(x, theta).sum(), x)
+        best_x = starts.clone()
+        best_f = torch.full(starts.shape[:2], torch.inf, dtype=starts.dtype)
+        for t in range(steps + 1):
+            f = self.forward(x, theta)
             with torch.no_grad():
-                x -= lr * (1.0 - t / steps) * g / (g.norm(dim=2, keepdim=True) + 1e-12)
+                if t:
+                    better = f < best_f
+                    best_f = torch.where(better, f, best_f)
+                    best_x = torch.where(better[..., None], x, best_x)
+            if t == steps:
+                break
+            (g,) = torch.autograd.grad(f.sum(), x)
+            with torch.no_grad():
+                x -= scale * (1.0 - t / steps) * g / (g.norm(dim=2, keepdim=True) + 1e-12)
                 x.clamp_(0.0, 1.0)
-        with torch.no_grad():
-            return x.detach(), self.forward(x, theta)
+        return best_x.detach(), best_f.detach()
 
 
 class _StackedOptimizer:

@@ -196,3 +196,43 @@ def test_least_picks_the_smallest_in_order():
     for n in (5, 16, 100, 5000):
         s = rng.random(n)
         np.testing.assert_array_equal(_least(s, 16), np.argsort(s)[:16])
+
+
+def test_descent_keeps_the_best_point_of_each_path_at_each_starts_own_step():
+    stack = Stack(draw_specs(2, seed=0), d=3, seed=0)
+    # a bowl at 0.5 instead of the networks: a step of 0.12 from 0.01 away overshoots
+    stack.forward = lambda X, theta=None: ((X - 0.5) ** 2).sum(dim=2)  # type: ignore[method-assign]
+    start = torch.tensor([0.51, 0.5, 0.5])
+    starts = start.expand(2, 3, 3).clone()
+    ends, values = stack.descend(starts, 8, torch.tensor([0.12, 0.03, 0.0]), None)
+    off = (ends - 0.5).abs().amax(dim=2)
+    # the path of full steps passes 0.005 from the minimum and ends 0.01 from it, where
+    # it started: the nearest point is kept, not the last
+    assert (off[:, 0] < 0.006).all()
+    assert (off[:, 1] < 0.002).all()  # short steps: nearer still
+    torch.testing.assert_close(ends[:, 2], starts[:, 2])  # no step: where it started
+    torch.testing.assert_close(values, ((ends - 0.5) ** 2).sum(dim=2))
+
+
+def test_the_explorers_keep_off_the_best_results_neighbourhood(monkeypatch):
+    from asynchpo.samplers import _ensemble
+
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 3))
+    c = np.array([0.3, 0.6, 0.4])
+    y = ((X - c) ** 2).sum(axis=1)
+    best = X[np.argmin(y)]
+
+    def explorers(tabu):
+        monkeypatch.setattr(_ensemble, "_TABU", tabu)
+        sampler = EnsembleSampler(k=3, seed=0)
+        out = []
+        for n_asked in range(80, 110):
+            U = sampler.suggest(_history(X, y, n_asked), np.empty((0, 3)), 1)
+            if n_asked % 3 == 2:  # network 2 of 3: the one that explores
+                out.append(np.sqrt(((U[0] - best) ** 2).mean()))
+        return np.array(out)
+
+    tabu = _ensemble._TABU
+    assert (explorers(tabu) >= tabu).all()
+    assert (explorers(0.0) < tabu).any()  # without it, they end on its rim
